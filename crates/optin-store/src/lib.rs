@@ -1,1 +1,20 @@
+//! The storage contract of optin, and the use cases built on it.
+//!
+//! [`Store`] is driver-neutral: `optin-store-sqlite` and `optin-store-postgres` implement it, and
+//! both run the same contract suite (`testing` feature). The use-case modules ([`intake`],
+//! [`gate`], [`ledger`], [`tenancy`]) combine core rules with store calls once, so the HTTP API
+//! and the CLI share them instead of repeating them.
 
+pub mod gate;
+pub mod intake;
+pub mod ledger;
+mod records;
+mod rejection;
+mod store;
+pub mod tenancy;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use records::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse};
+pub use rejection::{Problem, Rejection, RejectionKind, UseCaseError};
+pub use store::{Store, StoreError};

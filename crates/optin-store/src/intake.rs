@@ -1,0 +1,189 @@
+//! Capture: registering notices and recording opt-ins and opt-outs, with every check.
+
+use jiff::{SignedDuration, Timestamp};
+use optin_core::business::{Business, CategoryName};
+use optin_core::consent::{ConsentChange, ConsentEvent, NoticeRef, OptIn, OptOut, OptOutSource};
+use optin_core::evidence::{Evidence, Method};
+use optin_core::ids::{EventId, NoticeId};
+use optin_core::notice::{Language, NoticeText, check_notice};
+use optin_core::phone::{PhoneNumber, Region};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::records::{NewNotice, Notice, Recorded};
+use crate::rejection::{Problem, Problems, Rejection, RejectionKind, UseCaseError, problem};
+use crate::store::Store;
+
+/// How far in the future a `collected_at` may be, to allow for clients' clock skew.
+pub const CLOCK_SKEW_ALLOWANCE: SignedDuration = SignedDuration::from_secs(60);
+
+/// Checks a notice text against the requirements and registers it as the next version.
+pub async fn register_notice(
+    store: &dyn Store,
+    business: &Business,
+    text: &str,
+    language: &str,
+    now: Timestamp,
+) -> Result<Notice, UseCaseError> {
+    let mut problems = Problems::default();
+    let text = problems.take(NoticeText::parse(text).map_err(|e| problem(e.code(), e)));
+    let language = problems.take(Language::parse(language).map_err(|e| problem(e.code(), e)));
+    problems.into_result()?;
+    let (Some(text), Some(language)) = (text, language) else { unreachable!("problems were reported") };
+    let assessment = check_notice(&text, &language, business.names());
+    if !assessment.is_accepted() {
+        let problems = assessment.failures.iter().map(|f| Problem { code: f.code(), detail: f.detail().to_owned() });
+        return Err(Rejection { kind: RejectionKind::Invalid, problems: problems.collect() }.into());
+    }
+    let notice = NewNotice {
+        id: NoticeId::from_uuid(Uuid::new_v4()),
+        business_id: business.id,
+        language,
+        text,
+        warnings: assessment.warnings,
+        created_at: now,
+    };
+    Ok(store.register_notice(&notice).await?)
+}
+
+/// A phone number as a client sends it: any format, with an optional country for national ones.
+#[derive(Debug, Clone, Default)]
+pub struct PhoneInput {
+    pub phone: String,
+    pub country: Option<String>,
+}
+
+impl PhoneInput {
+    pub fn parse(&self) -> Result<PhoneNumber, Problem> {
+        let region = match self.country.as_deref() {
+            Some(code) => Some(Region::parse(code).map_err(|e| problem(e.code(), e))?),
+            None => None,
+        };
+        PhoneNumber::parse(&self.phone, region).map_err(|e| problem(e.code(), e))
+    }
+}
+
+/// An opt-in as a client submits it, before any check.
+#[derive(Debug, Clone)]
+pub struct OptInInput {
+    pub phone: PhoneInput,
+    pub categories: Vec<String>,
+    pub method: String,
+    pub notice_id: String,
+    pub collected_at: Option<Timestamp>,
+    pub evidence: Map<String, Value>,
+}
+
+/// Validates an opt-in against every requirement and records it in the ledger.
+pub async fn record_opt_in(
+    store: &dyn Store,
+    business: &Business,
+    input: OptInInput,
+    now: Timestamp,
+) -> Result<Recorded, UseCaseError> {
+    let mut problems = Problems::default();
+    let phone = problems.take(input.phone.parse());
+    let categories = problems.take(resolve_categories(business, &input.categories, false));
+    let method = problems.take(Method::parse(&input.method).ok_or_else(|| {
+        problem("unknown_method", format!("method must be one of: {}", method_names()))
+    }));
+    let collected_at = input.collected_at.unwrap_or(now);
+    if collected_at > now + CLOCK_SKEW_ALLOWANCE {
+        problems.push("collected_at_in_future", "collected_at is in the future");
+    }
+    let evidence = method.and_then(|m| {
+        problems.take(Evidence::for_method(m, input.evidence).map_err(|e| problem(e.code(), e)))
+    });
+    let notice = problems.take(find_notice(store, business, &input.notice_id).await?);
+    problems.into_result()?;
+    let (Some(phone), Some(categories), Some(method), Some(evidence), Some(notice)) =
+        (phone, categories, method, evidence, notice)
+    else {
+        unreachable!("every missing value reported a problem")
+    };
+    let notice = NoticeRef {
+        id: notice.id,
+        version: notice.version,
+        language: notice.language.as_str().to_owned(),
+        text_sha256: notice.text_sha256,
+    };
+    let change = ConsentChange::OptIn(OptIn { categories, method, notice, evidence, collected_at });
+    record(store, business, phone, change, now).await
+}
+
+/// An opt-out as a client submits it. No categories means all of them.
+#[derive(Debug, Clone)]
+pub struct OptOutInput {
+    pub phone: PhoneInput,
+    pub categories: Option<Vec<String>>,
+    pub source: OptOutSource,
+    pub recorded_by: String,
+    pub evidence: Map<String, Value>,
+}
+
+/// Records an opt-out; it is in effect for decisions when this returns.
+pub async fn record_opt_out(
+    store: &dyn Store,
+    business: &Business,
+    input: OptOutInput,
+    now: Timestamp,
+) -> Result<Recorded, UseCaseError> {
+    let mut problems = Problems::default();
+    let phone = problems.take(input.phone.parse());
+    let all_categories = input.categories.is_none();
+    let categories = match &input.categories {
+        Some(names) => problems.take(resolve_categories(business, names, false)),
+        None => Some(business.all_category_names()),
+    };
+    let recorded_by = input.recorded_by.trim();
+    if recorded_by.is_empty() || recorded_by.chars().count() > 200 {
+        problems.push("invalid_recorded_by", "recorded_by must name who recorded the opt-out (1 to 200 characters)");
+    }
+    if serde_json::to_vec(&input.evidence).map_or(true, |b| b.len() > optin_core::evidence::MAX_EVIDENCE_BYTES) {
+        problems.push("evidence_too_large", "the evidence is larger than 16 KiB");
+    }
+    problems.into_result()?;
+    let (Some(phone), Some(categories)) = (phone, categories) else { unreachable!("problems were reported") };
+    let change = ConsentChange::OptOut(OptOut {
+        categories,
+        all_categories,
+        source: input.source,
+        recorded_by: recorded_by.to_owned(),
+        evidence: Evidence::recorded(input.evidence),
+    });
+    record(store, business, phone, change, now).await
+}
+
+async fn record(
+    store: &dyn Store,
+    business: &Business,
+    phone: PhoneNumber,
+    change: ConsentChange,
+    now: Timestamp,
+) -> Result<Recorded, UseCaseError> {
+    let event = ConsentEvent {
+        id: EventId::from_uuid(Uuid::new_v4()),
+        business_id: business.id,
+        phone,
+        change,
+        recorded_at: now,
+    };
+    Ok(store.record_consent(business, &event).await?)
+}
+
+fn resolve_categories(business: &Business, names: &[String], allow_empty: bool) -> Result<Vec<CategoryName>, Problem> {
+    if names.is_empty() && !allow_empty {
+        return Err(problem("categories_missing", "name at least one category"));
+    }
+    business.resolve_categories(names).map_err(|e| problem(e.code(), e))
+}
+
+async fn find_notice(store: &dyn Store, business: &Business, id: &str) -> Result<Result<Notice, Problem>, UseCaseError> {
+    let unknown = || problem("unknown_notice", "this business has no notice with this id");
+    let Ok(id) = id.parse::<NoticeId>() else { return Ok(Err(unknown())) };
+    Ok(store.notice(business.id, id).await?.ok_or_else(unknown))
+}
+
+fn method_names() -> String {
+    Method::ALL.map(|m| m.as_str()).join(", ")
+}
