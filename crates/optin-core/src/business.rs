@@ -23,9 +23,7 @@ pub enum NameError {
     TooLong(usize),
     #[error("the name contains control characters")]
     ControlCharacters,
-    #[error(
-        "a category name must be 1 to 64 lower-case ASCII letters, digits or underscores, starting with a letter"
-    )]
+    #[error("a category name must be 1 to 64 lower-case ASCII letters, digits or underscores, starting with a letter")]
     InvalidCategoryName,
 }
 
@@ -97,9 +95,7 @@ impl CategoryName {
         let valid = (1..=64).contains(&text.len())
             && text.starts_with(|c: char| c.is_ascii_lowercase())
             && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        valid
-            .then(|| CategoryName(text.to_owned()))
-            .ok_or(NameError::InvalidCategoryName)
+        valid.then(|| CategoryName(text.to_owned())).ok_or(NameError::InvalidCategoryName)
     }
 
     pub fn as_str(&self) -> &str {
@@ -224,9 +220,7 @@ impl Business {
     pub fn resolve_categories(&self, names: &[String]) -> Result<Vec<CategoryName>, CategoryError> {
         let mut resolved: Vec<CategoryName> = Vec::with_capacity(names.len());
         for name in names {
-            let slot = self
-                .category_slot(name)
-                .ok_or_else(|| CategoryError::Unknown(truncate(name)))?;
+            let slot = self.category_slot(name).ok_or_else(|| CategoryError::Unknown(truncate(name)))?;
             let category = &self.categories[slot.index()].name;
             if !resolved.contains(category) {
                 resolved.push(category.clone());
@@ -251,9 +245,7 @@ impl Business {
 }
 
 /// Checks a complete category list: no duplicates, at most [`MAX_CATEGORIES`].
-pub fn check_category_list<'a>(
-    categories: impl IntoIterator<Item = &'a Category>,
-) -> Result<(), CategoryError> {
+pub fn check_category_list<'a>(categories: impl IntoIterator<Item = &'a Category>) -> Result<(), CategoryError> {
     let mut seen: Vec<&CategoryName> = Vec::new();
     for category in categories {
         if seen.contains(&&category.name) {

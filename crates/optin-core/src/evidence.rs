@@ -139,21 +139,29 @@ impl Evidence {
             }
         }
         if let Some(url) = self.0.get("page_url") {
-            let is_web_url = url.as_str().is_some_and(|text| text.starts_with("https://") || text.starts_with("http://"));
+            let is_web_url =
+                url.as_str().is_some_and(|text| text.starts_with("https://") || text.starts_with("http://"));
             if !is_web_url {
                 return Err(EvidenceError::Invalid { field: "page_url", why: "not an http(s) URL" });
             }
         }
         if let Some(hash) = self.0.get("document_sha256") {
-            let is_sha256 = hash.as_str().is_some_and(|text| text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()));
+            let is_sha256 =
+                hash.as_str().is_some_and(|text| text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()));
             if !is_sha256 {
-                return Err(EvidenceError::Invalid { field: "document_sha256", why: "not a hex SHA-256 (64 hex digits)" });
+                return Err(EvidenceError::Invalid {
+                    field: "document_sha256",
+                    why: "not a hex SHA-256 (64 hex digits)",
+                });
             }
         }
         if method == Method::Import {
             let original = self.text("original_method").and_then(Method::parse);
             if original.is_none_or(|m| m == Method::Import) {
-                return Err(EvidenceError::Invalid { field: "original_method", why: "not an opt-in method other than import" });
+                return Err(EvidenceError::Invalid {
+                    field: "original_method",
+                    why: "not an opt-in method other than import",
+                });
             }
         }
         Ok(())
@@ -163,9 +171,22 @@ impl Evidence {
 /// Maps a business-supplied key to a static name for errors, without echoing arbitrary input.
 fn static_name(field: &str) -> &'static str {
     const KNOWN: [&str; 16] = [
-        "page_url", "ip", "user_agent", "referrer", "message_id", "from", "call_id", "key_pressed",
-        "recording_ref", "document_sha256", "collected_by", "channel", "conversation_id", "batch_id",
-        "original_method", "source",
+        "page_url",
+        "ip",
+        "user_agent",
+        "referrer",
+        "message_id",
+        "from",
+        "call_id",
+        "key_pressed",
+        "recording_ref",
+        "document_sha256",
+        "collected_by",
+        "channel",
+        "conversation_id",
+        "batch_id",
+        "original_method",
+        "source",
     ];
     KNOWN.into_iter().find(|known| *known == field).unwrap_or("(a custom field)")
 }
@@ -191,10 +212,16 @@ mod tests {
         assert_eq!(missing_field(Method::WebForm, json!({"ip": "1.2.3.4"})).as_deref(), Some("page_url"));
         assert_eq!(missing_field(Method::WebForm, json!({"page_url": "https://a.example"})).as_deref(), Some("ip"));
         assert_eq!(missing_field(Method::Sms, json!({"message_id": "SM1"})).as_deref(), Some("from"));
-        assert_eq!(missing_field(Method::Ivr, json!({"call_id": "c"})).as_deref(), Some("key_pressed` or `recording_ref"));
+        assert_eq!(
+            missing_field(Method::Ivr, json!({"call_id": "c"})).as_deref(),
+            Some("key_pressed` or `recording_ref")
+        );
         assert_eq!(missing_field(Method::Paper, json!({"collected_by": "ana"})).as_deref(), Some("document_sha256"));
         assert_eq!(missing_field(Method::InPerson, json!({})).as_deref(), Some("document_sha256"));
-        assert_eq!(missing_field(Method::MessagingChannel, json!({"channel": "telegram"})).as_deref(), Some("message_id` or `conversation_id"));
+        assert_eq!(
+            missing_field(Method::MessagingChannel, json!({"channel": "telegram"})).as_deref(),
+            Some("message_id` or `conversation_id")
+        );
         assert_eq!(missing_field(Method::WhatsappThread, json!({"message_id": "  "})).as_deref(), Some("message_id"));
         assert_eq!(missing_field(Method::Import, json!({"batch_id": "b1"})).as_deref(), Some("original_method"));
     }

@@ -162,9 +162,8 @@ impl ChainVerifier {
         if link_hash(&entry.prev_hash, &entry.content_hash) != entry.hash {
             return Err(fail(BreakKind::HashMismatch));
         }
-        let consistent = entry
-            .event()
-            .is_ok_and(|event| event.id == entry.event_id && event.phone.key() == entry.phone_key);
+        let consistent =
+            entry.event().is_ok_and(|event| event.id == entry.event_id && event.phone.key() == entry.phone_key);
         if !consistent {
             return Err(fail(BreakKind::ContentUnreadable));
         }

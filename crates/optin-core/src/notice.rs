@@ -198,9 +198,7 @@ pub fn check_notice<'a>(
 ) -> NoticeAssessment {
     let normalized_text = normalize_for_matching(text.as_str());
     let mut assessment = NoticeAssessment::default();
-    let names_business = names
-        .into_iter()
-        .any(|name| contains_words(&normalized_text, &normalize_for_matching(name)));
+    let names_business = names.into_iter().any(|name| contains_words(&normalized_text, &normalize_for_matching(name)));
     if !names_business {
         assessment.failures.push(NoticeFailure::NoticeMissingBusinessName);
     }
@@ -212,10 +210,7 @@ pub fn check_notice<'a>(
         }
     };
     let any_phrase = |pick: fn(&LanguagePhrases) -> &Vec<String>| {
-        phrase_lists
-            .iter()
-            .flat_map(|phrases| pick(phrases))
-            .any(|phrase| contains_words(&normalized_text, phrase))
+        phrase_lists.iter().flat_map(|phrases| pick(phrases)).any(|phrase| contains_words(&normalized_text, phrase))
     };
     if !any_phrase(|p| &p.opt_in) {
         assessment.failures.push(NoticeFailure::NoticeMissingOptInStatement);
@@ -244,9 +239,8 @@ struct LanguagePhrases {
 fn phrasebook() -> &'static BTreeMap<String, LanguagePhrases> {
     static PHRASEBOOK: OnceLock<BTreeMap<String, LanguagePhrases>> = OnceLock::new();
     PHRASEBOOK.get_or_init(|| {
-        let mut book: BTreeMap<String, LanguagePhrases> =
-            toml::from_str(include_str!("../data/notice_phrases.toml"))
-                .expect("data/notice_phrases.toml is valid (checked by a unit test)");
+        let mut book: BTreeMap<String, LanguagePhrases> = toml::from_str(include_str!("../data/notice_phrases.toml"))
+            .expect("data/notice_phrases.toml is valid (checked by a unit test)");
         for phrases in book.values_mut() {
             for list in [&mut phrases.opt_in, &mut phrases.opt_out, &mut phrases.platform] {
                 for phrase in list.iter_mut() {

@@ -72,10 +72,7 @@ impl Region {
         if upper.len() != 2 || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(RegionError(truncate_for_message(code)));
         }
-        upper
-            .parse::<CountryId>()
-            .map(Region)
-            .map_err(|_| RegionError(truncate_for_message(code)))
+        upper.parse::<CountryId>().map(Region).map_err(|_| RegionError(truncate_for_message(code)))
     }
 
     pub fn as_str(&self) -> String {
@@ -118,9 +115,7 @@ impl PhoneNumber {
 
     /// Rebuilds a number from its stored key. The caller vouches that it was validated before.
     pub fn from_key(digits: u64) -> Option<PhoneNumber> {
-        (10_000_000..=999_999_999_999_999)
-            .contains(&digits)
-            .then_some(PhoneNumber { digits })
+        (10_000_000..=999_999_999_999_999).contains(&digits).then_some(PhoneNumber { digits })
     }
 
     /// The E.164 digits as one integer: the key used by indexes.
@@ -189,10 +184,7 @@ fn clean_input(input: &str) -> Result<String, PhoneNumberError> {
 fn ascii_digit(character: char) -> Option<char> {
     const ZEROS: [u32; 5] = [0x30, 0x660, 0x6F0, 0x966, 0xFF10];
     let code = character as u32;
-    ZEROS
-        .iter()
-        .find(|zero| (**zero..**zero + 10).contains(&code))
-        .map(|zero| char::from(b'0' + (code - zero) as u8))
+    ZEROS.iter().find(|zero| (**zero..**zero + 10).contains(&code)).map(|zero| char::from(b'0' + (code - zero) as u8))
 }
 
 fn reject_unreachable_type(number_type: PhoneNumberType) -> Result<(), PhoneNumberError> {

@@ -84,16 +84,16 @@ pub async fn record_opt_in(
     let mut problems = Problems::default();
     let phone = problems.take(input.phone.parse());
     let categories = problems.take(resolve_categories(business, &input.categories, false));
-    let method = problems.take(Method::parse(&input.method).ok_or_else(|| {
-        problem("unknown_method", format!("method must be one of: {}", method_names()))
-    }));
+    let method = problems.take(
+        Method::parse(&input.method)
+            .ok_or_else(|| problem("unknown_method", format!("method must be one of: {}", method_names()))),
+    );
     let collected_at = input.collected_at.unwrap_or(now);
     if collected_at > now + CLOCK_SKEW_ALLOWANCE {
         problems.push("collected_at_in_future", "collected_at is in the future");
     }
-    let evidence = method.and_then(|m| {
-        problems.take(Evidence::for_method(m, input.evidence).map_err(|e| problem(e.code(), e)))
-    });
+    let evidence =
+        method.and_then(|m| problems.take(Evidence::for_method(m, input.evidence).map_err(|e| problem(e.code(), e))));
     let notice = problems.take(find_notice(store, business, &input.notice_id).await?);
     problems.into_result()?;
     let (Some(phone), Some(categories), Some(method), Some(evidence), Some(notice)) =
@@ -178,7 +178,11 @@ fn resolve_categories(business: &Business, names: &[String], allow_empty: bool) 
     business.resolve_categories(names).map_err(|e| problem(e.code(), e))
 }
 
-async fn find_notice(store: &dyn Store, business: &Business, id: &str) -> Result<Result<Notice, Problem>, UseCaseError> {
+async fn find_notice(
+    store: &dyn Store,
+    business: &Business,
+    id: &str,
+) -> Result<Result<Notice, Problem>, UseCaseError> {
     let unknown = || problem("unknown_notice", "this business has no notice with this id");
     let Ok(id) = id.parse::<NoticeId>() else { return Ok(Err(unknown())) };
     Ok(store.notice(business.id, id).await?.ok_or_else(unknown))

@@ -94,11 +94,7 @@ impl Problems {
     }
 
     pub(crate) fn into_result(self) -> Result<(), Rejection> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Rejection { kind: RejectionKind::Invalid, problems: self.0 })
-        }
+        if self.0.is_empty() { Ok(()) } else { Err(Rejection { kind: RejectionKind::Invalid, problems: self.0 }) }
     }
 }
 

@@ -88,7 +88,12 @@ pub trait Store: Send + Sync + 'static {
     /// The contact's events, oldest first.
     async fn contact_events(&self, business: BusinessId, phone: PhoneNumber) -> Result<Vec<LedgerEntry>, StoreError>;
     /// Up to `limit` entries of the business's chain with index > `after_index`, in order.
-    async fn ledger_page(&self, business: BusinessId, after_index: u64, limit: usize) -> Result<Vec<LedgerEntry>, StoreError>;
+    async fn ledger_page(
+        &self,
+        business: BusinessId,
+        after_index: u64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, StoreError>;
     /// The head the store recorded for the business's chain (`None` before the first event).
     async fn chain_head(&self, business: BusinessId) -> Result<Option<ChainHead>, StoreError>;
 

@@ -6,8 +6,8 @@ use optin_core::ids::{ApiKeyId, BusinessId};
 use optin_core::secret::{API_KEY_PREFIX, format_secret, hash_secret};
 use uuid::Uuid;
 
-use crate::rejection::{Problems, Rejection, UseCaseError, problem};
 use crate::records::NewApiKey;
+use crate::rejection::{Problems, Rejection, UseCaseError, problem};
 use crate::store::Store;
 
 /// A category as a client describes it.
@@ -94,14 +94,20 @@ pub async fn create_business(
 }
 
 /// Parses and stores a business's extra brand names.
-pub async fn set_brand_names(store: &dyn Store, business: BusinessId, names: &[String]) -> Result<Business, UseCaseError> {
+pub async fn set_brand_names(
+    store: &dyn Store,
+    business: BusinessId,
+    names: &[String],
+) -> Result<Business, UseCaseError> {
     if names.len() > 20 {
         return Err(Rejection::invalid("too_many_brand_names", "at most 20 brand names").into());
     }
     let mut problems = Problems::default();
     let parsed: Vec<BusinessName> = names
         .iter()
-        .filter_map(|n| problems.take(BusinessName::parse(n).map_err(|e| problem(e.code(), format!("brand name: {e}")))))
+        .filter_map(|n| {
+            problems.take(BusinessName::parse(n).map_err(|e| problem(e.code(), format!("brand name: {e}"))))
+        })
         .collect();
     problems.into_result()?;
     Ok(store.set_brand_names(business, &parsed).await?)

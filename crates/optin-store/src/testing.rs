@@ -38,7 +38,10 @@ fn now() -> Timestamp {
 
 fn categories() -> Vec<CategoryInput> {
     [("order_updates", "utility"), ("offers", "marketing")]
-        .map(|(name, template_category)| CategoryInput { name: name.into(), template_category: template_category.into() })
+        .map(|(name, template_category)| CategoryInput {
+            name: name.into(),
+            template_category: template_category.into(),
+        })
         .to_vec()
 }
 
@@ -158,14 +161,20 @@ async fn consent_changes_are_visible_at_once_and_chained(store: &dyn Store) {
     assert_eq!(store.consent_bits(&business, number).await.unwrap(), ConsentBits::default());
     assert!(store.chain_head(business.id).await.unwrap().is_none());
 
-    let first = record_opt_in(store, &business, web_form_opt_in("(415) 555-2671", &["offers", "order_updates"], notice.id), now())
-        .await
-        .unwrap();
+    let first = record_opt_in(
+        store,
+        &business,
+        web_form_opt_in("(415) 555-2671", &["offers", "order_updates"], notice.id),
+        now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(first.chain_index, 1);
     assert!(first.outcomes.iter().all(|(_, o)| *o == CategoryOutcome::Applied));
     assert_eq!(store.consent_bits(&business, number).await.unwrap(), ConsentBits { opted_in: 0b11, opted_out: 0 });
 
-    let again = record_opt_in(store, &business, web_form_opt_in("+14155552671", &["offers"], notice.id), now()).await.unwrap();
+    let again =
+        record_opt_in(store, &business, web_form_opt_in("+14155552671", &["offers"], notice.id), now()).await.unwrap();
     assert_eq!(again.outcomes[0].1, CategoryOutcome::AlreadyOptedIn);
 
     let out = record_opt_out(store, &business, opt_out("+1 415 555 2671", Some(&["offers"])), now()).await.unwrap();
@@ -207,7 +216,8 @@ async fn tenants_do_not_see_each_other(store: &dyn Store) {
     assert!(store.contact_events(rival.id, number).await.unwrap().is_empty());
     assert!(store.ledger_page(rival.id, 0, 10).await.unwrap().is_empty());
 
-    let foreign_notice = record_opt_in(store, &rival, web_form_opt_in("+14155550101", &["offers"], notice.id), now()).await;
+    let foreign_notice =
+        record_opt_in(store, &rival, web_form_opt_in("+14155550101", &["offers"], notice.id), now()).await;
     match foreign_notice {
         Err(UseCaseError::Rejected(rejection)) => assert_eq!(rejection.code(), "unknown_notice"),
         other => panic!("another business's notice was accepted: {other:?}"),

@@ -62,10 +62,7 @@ fn statuses(state: &ContactConsent) -> Vec<(&str, ConsentStatus)> {
 #[test]
 fn opt_in_then_opt_out_of_one_category() {
     let state = replay(&[opt_in(1, 0, 0, &["offers", "order_updates"]), opt_out(2, 10, &["offers"])]);
-    assert_eq!(
-        statuses(&state),
-        [("offers", ConsentStatus::OptedOut), ("order_updates", ConsentStatus::OptedIn)]
-    );
+    assert_eq!(statuses(&state), [("offers", ConsentStatus::OptedOut), ("order_updates", ConsentStatus::OptedIn)]);
     assert_eq!(state[&category("offers")].since, at(10));
 }
 
@@ -85,10 +82,7 @@ fn an_old_opt_in_recorded_after_a_newer_opt_out_does_not_resubscribe() {
     let out = opt_out(1, 100, &["offers"]);
     let late_import = opt_in(2, 50, 200, &["offers"]);
     let state = replay(&[out.clone()]);
-    assert_eq!(
-        apply(&state, &late_import).outcomes,
-        [(category("offers"), CategoryOutcome::SupersededByOptOut)]
-    );
+    assert_eq!(apply(&state, &late_import).outcomes, [(category("offers"), CategoryOutcome::SupersededByOptOut)]);
     assert_eq!(statuses(&replay(&[out, late_import])), [("offers", ConsentStatus::OptedOut)]);
 }
 

@@ -82,7 +82,8 @@ fn missing_whatsapp_and_opt_out_are_warnings_only() {
 
 #[test]
 fn an_unsupported_language_is_checked_against_all_phrases_with_a_warning() {
-    let assessment = assess("I agree to receive offers from Acme Shoes on WhatsApp. STOP to end.", "nl", &["Acme Shoes"]);
+    let assessment =
+        assess("I agree to receive offers from Acme Shoes on WhatsApp. STOP to end.", "nl", &["Acme Shoes"]);
     assert!(assessment.is_accepted());
     assert_eq!(assessment.warnings, [NoticeWarning::NoticeLanguageNotSupported]);
 }

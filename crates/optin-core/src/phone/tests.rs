@@ -48,8 +48,22 @@ fn non_ascii_digits_are_read_as_digits() {
 fn garbage_is_refused_with_invalid_phone() {
     let long = "9".repeat(10_000);
     for input in [
-        "", "   ", "abc", "415-555-CALL", "+", "12", "+1 415", "+1 415 555 26711111", "+999 123456789",
-        "(415) 555-2671 ext 3", "+3367a829916", "++14155552671", "1+4155552671", "\u{0}", "💩", long.as_str(),
+        "",
+        "   ",
+        "abc",
+        "415-555-CALL",
+        "+",
+        "12",
+        "+1 415",
+        "+1 415 555 26711111",
+        "+999 123456789",
+        "(415) 555-2671 ext 3",
+        "+3367a829916",
+        "++14155552671",
+        "1+4155552671",
+        "\u{0}",
+        "💩",
+        long.as_str(),
     ] {
         let result = PhoneNumber::parse(input, us());
         assert_eq!(result.map_err(|e| e.code()), Err("invalid_phone"), "input {input:?}");
