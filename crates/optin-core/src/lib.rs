@@ -18,3 +18,9 @@ pub mod secret;
 mod text;
 
 pub use jiff::Timestamp;
+
+/// Times are kept at microsecond precision everywhere (PostgreSQL's precision), so that an event
+/// read back from any store equals the one written.
+pub fn truncate_to_microseconds(time: Timestamp) -> Timestamp {
+    Timestamp::from_microsecond(time.as_microsecond()).expect("a valid timestamp stays valid when truncated")
+}

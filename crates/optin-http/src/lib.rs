@@ -1,1 +1,31 @@
+//! optin's HTTP API.
+//!
+//! [`router`] builds the whole API on a [`Store`](optin_store::Store) without opening a socket,
+//! so the binary serves it and tests can call it in process. Handlers are thin: they parse
+//! input with our extractors ([`extract`]), authenticate with [`auth`]'s extractors, call one
+//! use case of `optin_store` (`tenancy`, `intake`, `gate`, `ledger`) and shape its result.
+//! Every failure is an [`ApiError`], answered as `application/problem+json`.
+//!
+//! Layout: `routes/` has one module per resource (each with its own `router()`),
+//! `middleware` the stack every route runs behind, `metrics` the Prometheus recorder,
+//! `idempotency` the `Idempotency-Key` handling, `openapi` the generated document.
 
+pub mod auth;
+mod error;
+pub mod extract;
+mod idempotency;
+mod metrics;
+mod middleware;
+mod openapi;
+mod routes;
+mod state;
+
+pub use error::{ApiError, PROBLEM_JSON, ProblemDetails, ProblemItem};
+pub use openapi::openapi;
+pub use state::{AppState, HttpSettings};
+
+/// The whole API, with its middleware, ready to serve.
+pub fn router(state: AppState) -> axum::Router {
+    let settings = state.settings();
+    middleware::wrap(routes::all(), settings).with_state(state)
+}

@@ -1,1 +1,20 @@
+//! optin's embedded storage: SQLite through rusqlite.
+//!
+//! - One SQLite file in WAL mode, shared safely with other processes (the `optin` CLI).
+//! - Writes go through one writer thread that commits queued commands together (group commit,
+//!   one fsync per batch with `synchronous=FULL`), each command in its own savepoint.
+//! - Reads use a few reader connections with cached prepared statements.
+//! - `consent_bits`, the hot path of decisions, answers from an in-memory index kept exact across
+//!   processes (see the `follow` module for how).
+//! - Migrations are numbered SQL files embedded in the binary (`migrations/`), checked by SHA-256.
 
+mod commands;
+mod error;
+mod follow;
+mod migrate;
+mod reads;
+mod rows;
+mod store;
+mod writer;
+
+pub use store::{SqliteStore, migrate};

@@ -7,6 +7,7 @@ use optin_core::evidence::{Evidence, Method};
 use optin_core::ids::{EventId, NoticeId};
 use optin_core::notice::{Language, NoticeText, check_notice};
 use optin_core::phone::{PhoneNumber, Region};
+use optin_core::truncate_to_microseconds;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -41,7 +42,7 @@ pub async fn register_notice(
         language,
         text,
         warnings: assessment.warnings,
-        created_at: now,
+        created_at: truncate_to_microseconds(now),
     };
     Ok(store.register_notice(&notice).await?)
 }
@@ -88,7 +89,8 @@ pub async fn record_opt_in(
         Method::parse(&input.method)
             .ok_or_else(|| problem("unknown_method", format!("method must be one of: {}", method_names()))),
     );
-    let collected_at = input.collected_at.unwrap_or(now);
+    let now = truncate_to_microseconds(now);
+    let collected_at = truncate_to_microseconds(input.collected_at.unwrap_or(now));
     if collected_at > now + CLOCK_SKEW_ALLOWANCE {
         problems.push("collected_at_in_future", "collected_at is in the future");
     }
@@ -166,7 +168,7 @@ async fn record(
         business_id: business.id,
         phone,
         change,
-        recorded_at: now,
+        recorded_at: truncate_to_microseconds(now),
     };
     Ok(store.record_consent(business, &event).await?)
 }

@@ -38,7 +38,7 @@ pub fn issue_key(business_id: BusinessId, label: &str, now: Timestamp) -> Issued
         business_id,
         secret_hash: hash_secret(&secret),
         label: label.chars().take(100).collect(),
-        created_at: now,
+        created_at: optin_core::truncate_to_microseconds(now),
     };
     IssuedKey { record, secret }
 }
@@ -86,7 +86,7 @@ pub async fn create_business(
         name,
         brand_names: Vec::new(),
         categories,
-        created_at: now,
+        created_at: optin_core::truncate_to_microseconds(now),
     };
     let key = issue_key(business.id, "default", now);
     store.create_business(&business, &key.record).await?;

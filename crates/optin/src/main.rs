@@ -1,1 +1,44 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use optin::cli::{Cli, Command};
+use optin::server::ServeSettings;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error[failed]: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(&cli.global, args).await,
+            command => {
+                optin::telemetry::init("warn");
+                optin::cli::run(&cli.global, command).await
+            }
+        }
+    })
+}
+
+async fn serve(global: &optin::cli::GlobalArgs, args: optin::cli::ServeArgs) -> ExitCode {
+    optin::telemetry::init("info,tower_http=warn");
+    let settings = match global.database() {
+        Ok(database) => ServeSettings {
+            listen: args.listen,
+            data_dir: global.data_dir.clone(),
+            database,
+            admin_token: args.admin_token,
+            demo: args.demo,
+            http: optin_http::HttpSettings { body_limit_bytes: args.body_limit, ..Default::default() },
+        },
+        Err(error) => return optin::cli::Output { json: global.json }.fail(&error.into()),
+    };
+    match optin::server::run(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => optin::cli::Output { json: global.json }.fail(&error.into()),
+    }
+}

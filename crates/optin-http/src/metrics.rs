@@ -1,0 +1,94 @@
+//! Prometheus metrics through the `metrics` facade.
+//!
+//! One recorder per process (tests start many routers in one process), installed the first time
+//! an [`AppState`](crate::AppState) is built. A background thread drains histogram samples
+//! regularly so memory stays flat between scrapes.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use metrics::Counter;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+const REQUESTS: &str = "http_requests_total";
+const REQUEST_DURATION: &str = "http_request_duration_seconds";
+const DECISIONS: &str = "optin_decisions_total";
+/// Latency buckets, in seconds: the hot path answers in well under a millisecond.
+const DURATION_BUCKETS: &[f64] =
+    &[0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Handles to the metrics handlers record directly.
+#[derive(Clone)]
+pub(crate) struct Metrics {
+    prometheus: &'static PrometheusHandle,
+    decisions_allowed: Counter,
+    decisions_refused: Counter,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let prometheus = prometheus();
+        Metrics {
+            prometheus,
+            decisions_allowed: metrics::counter!(DECISIONS, "outcome" => "allowed"),
+            decisions_refused: metrics::counter!(DECISIONS, "outcome" => "refused"),
+        }
+    }
+
+    pub(crate) fn record_decision(&self, allowed: bool) {
+        if allowed { &self.decisions_allowed } else { &self.decisions_refused }.increment(1);
+    }
+
+    /// The Prometheus text exposition of every metric of the process.
+    pub(crate) fn render(&self) -> String {
+        self.prometheus.render()
+    }
+}
+
+/// Records one answered request under its route template (never its raw path).
+pub(crate) fn record_request(method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
+    let labels =
+        [("method", method.as_str().to_owned()), ("route", route.to_owned()), ("status", status.as_u16().to_string())];
+    metrics::counter!(REQUESTS, &labels).increment(1);
+    metrics::histogram!(REQUEST_DURATION, &labels).record(elapsed.as_secs_f64());
+}
+
+fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), DURATION_BUCKETS)
+            .expect("the bucket list is not empty");
+        match builder.install_recorder() {
+            Ok(handle) => {
+                describe();
+                spawn_upkeep(handle.clone());
+                handle
+            }
+            Err(error) => {
+                tracing::warn!(%error, "another metrics recorder is installed; /metrics will not show its metrics");
+                PrometheusBuilder::new().build_recorder().handle()
+            }
+        }
+    })
+}
+
+fn describe() {
+    metrics::describe_counter!(REQUESTS, "HTTP requests answered, by method, route template and status");
+    metrics::describe_histogram!(REQUEST_DURATION, metrics::Unit::Seconds, "Time to answer an HTTP request");
+    metrics::describe_counter!(DECISIONS, "Send decisions, by outcome");
+}
+
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new().name("metrics-upkeep".to_owned()).spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
+            handle.run_upkeep();
+        }
+    });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "could not start the metrics upkeep thread");
+    }
+}

@@ -1,0 +1,64 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]` attributes and the
+//! request and response types' `ToSchema` derives.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{business, businesses, consent, contacts, decisions, keys, ledger, notices, system};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "optin",
+        description = "Consent ledger and send gate for WhatsApp businesses. Errors are \
+            `application/problem+json` documents with a stable `code`. Phone numbers are accepted in \
+            any common format and returned in E.164; times are RFC 3339 in UTC."
+    ),
+    paths(
+        system::healthz,
+        system::readyz,
+        system::openapi_json,
+        system::metrics,
+        businesses::create_business,
+        businesses::list_businesses,
+        businesses::add_categories,
+        keys::issue_key,
+        keys::list_keys,
+        keys::revoke_key,
+        business::get_business,
+        business::set_brand_names,
+        notices::register_notice,
+        notices::list_notices,
+        notices::get_notice,
+        consent::record_opt_in,
+        consent::record_opt_out,
+        decisions::decide,
+        contacts::get_contact,
+        contacts::list_contact_events,
+        ledger::verify_ledger,
+    ),
+    modifiers(&BearerSchemes),
+    tags(
+        (name = "operator", description = "Across businesses; `Authorization: Bearer <operator token>`"),
+        (name = "business", description = "One business; `Authorization: Bearer <business API key>`"),
+        (name = "system", description = "Health, readiness, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+/// The two bearer schemes: the operator token and a business's API key.
+struct BearerSchemes;
+
+impl Modify for BearerSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for name in ["operator_token", "business_key"] {
+            components.add_security_scheme(name, SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        }
+    }
+}
+
+/// The OpenAPI document of the API (also served at `GET /openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

@@ -1,0 +1,180 @@
+//! Capture: opt-ins and opt-outs, recorded in the ledger. Both accept an `Idempotency-Key`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use jiff::Timestamp;
+use optin_core::consent::{CategoryOutcome, OptOutSource};
+use optin_store::intake::{self, OptInInput, OptOutInput, PhoneInput};
+use optin_store::{Problem, Recorded};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::BusinessAuth;
+use crate::error::{ApiError, ProblemDetails};
+use crate::extract::JsonBytes;
+use crate::idempotency::{IdempotencyKey, IdempotentWrite};
+use crate::state::AppState;
+
+const OPT_INS: &str = "/v1/opt-ins";
+const OPT_OUTS: &str = "/v1/opt-outs";
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route(OPT_INS, post(record_opt_in)).route(OPT_OUTS, post(record_opt_out))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OptInRequest {
+    /// Any common format; national formats need `country`.
+    #[schema(example = "(415) 555-2671")]
+    phone: String,
+    /// ISO 3166-1 alpha-2 hint for national numbers.
+    #[schema(example = "US")]
+    country: Option<String>,
+    #[schema(example = json!(["offers"]))]
+    categories: Vec<String>,
+    /// `sms`, `web_form`, `ivr`, `paper`, `in_person`, `messaging_channel`, `whatsapp_thread`,
+    /// `import` or `api`.
+    #[schema(example = "web_form")]
+    method: String,
+    /// The registered notice the person was shown.
+    #[schema(format = Uuid)]
+    notice_id: String,
+    /// When the person gave consent (RFC 3339; default: now; never in the future).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    collected_at: Option<Timestamp>,
+    /// Method-specific proof, e.g. `page_url` and `ip` for `web_form`.
+    #[serde(default)]
+    #[schema(value_type = Object, example = json!({"page_url": "https://acme.example/join", "ip": "203.0.113.9"}))]
+    evidence: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OptOutRequest {
+    #[schema(example = "+14155552671")]
+    phone: String,
+    country: Option<String>,
+    /// The categories to opt out of; absent means all of them.
+    categories: Option<Vec<String>>,
+    source: OptOutSource,
+    /// Who recorded the opt-out (an agent, a system).
+    #[schema(example = "agent 7")]
+    recorded_by: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    evidence: Map<String, Value>,
+}
+
+/// What recording a consent event did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RecordedView {
+    #[schema(value_type = String, format = Uuid)]
+    event_id: Uuid,
+    /// The event's position in the business's ledger.
+    chain_index: u64,
+    /// E.164.
+    #[schema(example = "+14155552671")]
+    phone: String,
+    categories: Vec<OutcomeView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OutcomeView {
+    category: String,
+    outcome: CategoryOutcome,
+}
+
+impl RecordedView {
+    /// `phone` was parsed successfully by the use case; parsing it again cannot fail.
+    fn new(recorded: Recorded, phone: &PhoneInput) -> Result<RecordedView, ApiError> {
+        let phone = phone.parse().map_err(|Problem { code, detail }| ApiError::invalid(code, detail))?;
+        Ok(RecordedView {
+            event_id: recorded.event_id.as_uuid(),
+            chain_index: recorded.chain_index,
+            phone: phone.e164(),
+            categories: recorded
+                .outcomes
+                .into_iter()
+                .map(|(category, outcome)| OutcomeView { category: category.to_string(), outcome })
+                .collect(),
+        })
+    }
+}
+
+/// Records an opt-in after checking the phone, categories, method, evidence and notice.
+#[utoipa::path(post, path = "/v1/opt-ins", tag = "business", security(("business_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters")),
+    request_body = OptInRequest,
+    responses(
+        (status = 201, body = RecordedView),
+        (status = 409, description = "`idempotency_key_reused`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "Every problem: `invalid_phone`, `unknown_category`, `unknown_method`, `evidence_missing`, `unknown_notice`, `collected_at_in_future`...",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn record_opt_in(
+    State(state): State<AppState>,
+    BusinessAuth(business): BusinessAuth,
+    key: IdempotencyKey,
+    JsonBytes(body): JsonBytes,
+) -> Result<Response, ApiError> {
+    let write =
+        IdempotentWrite { state: &state, business: business.id, key, route: OPT_INS, success: StatusCode::CREATED };
+    let (store, business) = (state.store(), &business);
+    write
+        .run(body, |request: OptInRequest| async move {
+            let phone = PhoneInput { phone: request.phone, country: request.country };
+            let input = OptInInput {
+                phone: phone.clone(),
+                categories: request.categories,
+                method: request.method,
+                notice_id: request.notice_id,
+                collected_at: request.collected_at,
+                evidence: request.evidence,
+            };
+            let recorded = intake::record_opt_in(store, business, input, Timestamp::now()).await?;
+            RecordedView::new(recorded, &phone)
+        })
+        .await
+}
+
+/// Records an opt-out; decisions see it as soon as this returns.
+#[utoipa::path(post, path = "/v1/opt-outs", tag = "business", security(("business_key" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 200 visible ASCII characters")),
+    request_body = OptOutRequest,
+    responses(
+        (status = 201, body = RecordedView),
+        (status = 409, description = "`idempotency_key_reused`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_phone`, `unknown_category`, `invalid_recorded_by`...",
+            body = ProblemDetails, content_type = "application/problem+json"),
+    ))]
+pub(crate) async fn record_opt_out(
+    State(state): State<AppState>,
+    BusinessAuth(business): BusinessAuth,
+    key: IdempotencyKey,
+    JsonBytes(body): JsonBytes,
+) -> Result<Response, ApiError> {
+    let write =
+        IdempotentWrite { state: &state, business: business.id, key, route: OPT_OUTS, success: StatusCode::CREATED };
+    let (store, business) = (state.store(), &business);
+    write
+        .run(body, |request: OptOutRequest| async move {
+            let phone = PhoneInput { phone: request.phone, country: request.country };
+            let input = OptOutInput {
+                phone: phone.clone(),
+                categories: request.categories,
+                source: request.source,
+                recorded_by: request.recorded_by,
+                evidence: request.evidence,
+            };
+            let recorded = intake::record_opt_out(store, business, input, Timestamp::now()).await?;
+            RecordedView::new(recorded, &phone)
+        })
+        .await
+}

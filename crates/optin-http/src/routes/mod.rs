@@ -1,0 +1,31 @@
+//! One module per resource, each with its own `router()`, merged here.
+
+pub(crate) mod business;
+pub(crate) mod businesses;
+pub(crate) mod consent;
+pub(crate) mod contacts;
+pub(crate) mod decisions;
+pub(crate) mod keys;
+pub(crate) mod ledger;
+pub(crate) mod notices;
+pub(crate) mod system;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+/// Every route, with problem answers for unknown paths (404) and methods (405).
+pub(crate) fn all() -> Router<AppState> {
+    Router::new()
+        .merge(system::router())
+        .merge(businesses::router())
+        .merge(keys::router())
+        .merge(business::router())
+        .merge(notices::router())
+        .merge(consent::router())
+        .merge(decisions::router())
+        .merge(contacts::router())
+        .merge(ledger::router())
+        .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
+}

@@ -1,0 +1,201 @@
+//! How the router answers when things go wrong on *our* side: the database is down, a store call
+//! panics or hangs. Behaviour on a working store is tested end to end in `crates/optin/tests/it`
+//! on both real backends; these failures cannot be produced on demand with a real database, so
+//! this file drives the router (in process, with `oneshot`) over a store that only fails.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use jiff::Timestamp;
+use optin_core::business::{Business, BusinessName, Category};
+use optin_core::consent::{ConsentBits, ConsentEvent, ContactConsent};
+use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
+use optin_core::ledger::{ChainHead, LedgerEntry};
+use optin_core::phone::PhoneNumber;
+use optin_http::{AppState, HttpSettings, PROBLEM_JSON, router};
+use optin_store::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse, Store, StoreError};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// How every call of [`FailingStore`] fails.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// `StoreError::Unavailable` with a cause that must never reach the client.
+    Down,
+    Panic,
+    Hang,
+}
+
+struct FailingStore(Failure);
+
+const SECRET_CAUSE: &str = "connection refused by db.internal:5432 for user optin";
+
+impl FailingStore {
+    async fn fail<T>(&self) -> Result<T, StoreError> {
+        match self.0 {
+            Failure::Down => Err(StoreError::Unavailable(SECRET_CAUSE.into())),
+            Failure::Panic => panic!("the store blew up"),
+            Failure::Hang => std::future::pending().await,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for FailingStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn operator_token_hash(&self) -> Result<Option<String>, StoreError> {
+        self.fail().await
+    }
+    async fn set_operator_token_hash(&self, _: &str, _: Timestamp) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn create_business(&self, _: &Business, _: &NewApiKey) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn business(&self, _: BusinessId) -> Result<Option<Business>, StoreError> {
+        self.fail().await
+    }
+    async fn list_businesses(&self) -> Result<Vec<Business>, StoreError> {
+        self.fail().await
+    }
+    async fn add_categories(&self, _: BusinessId, _: &[Category]) -> Result<Business, StoreError> {
+        self.fail().await
+    }
+    async fn set_brand_names(&self, _: BusinessId, _: &[BusinessName]) -> Result<Business, StoreError> {
+        self.fail().await
+    }
+    async fn create_api_key(&self, _: &NewApiKey) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn revoke_api_key(&self, _: BusinessId, _: ApiKeyId, _: Timestamp) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn list_api_keys(&self, _: BusinessId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.fail().await
+    }
+    async fn authenticate(&self, _: &str) -> Result<Option<BusinessId>, StoreError> {
+        self.fail().await
+    }
+    async fn register_notice(&self, _: &NewNotice) -> Result<Notice, StoreError> {
+        self.fail().await
+    }
+    async fn notice(&self, _: BusinessId, _: NoticeId) -> Result<Option<Notice>, StoreError> {
+        self.fail().await
+    }
+    async fn list_notices(&self, _: BusinessId) -> Result<Vec<Notice>, StoreError> {
+        self.fail().await
+    }
+    async fn record_consent(&self, _: &Business, _: &ConsentEvent) -> Result<Recorded, StoreError> {
+        self.fail().await
+    }
+    async fn consent_bits(&self, _: &Business, _: PhoneNumber) -> Result<ConsentBits, StoreError> {
+        self.fail().await
+    }
+    async fn contact_consent(&self, _: BusinessId, _: PhoneNumber) -> Result<ContactConsent, StoreError> {
+        self.fail().await
+    }
+    async fn contact_events(&self, _: BusinessId, _: PhoneNumber) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.fail().await
+    }
+    async fn ledger_page(&self, _: BusinessId, _: u64, _: usize) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.fail().await
+    }
+    async fn chain_head(&self, _: BusinessId) -> Result<Option<ChainHead>, StoreError> {
+        self.fail().await
+    }
+    async fn saved_response(&self, _: BusinessId, _: &str) -> Result<Option<SavedResponse>, StoreError> {
+        self.fail().await
+    }
+    async fn save_response(&self, _: BusinessId, _: &str, _: &SavedResponse) -> Result<(), StoreError> {
+        self.fail().await
+    }
+}
+
+fn app(failure: Failure) -> axum::Router {
+    let settings = HttpSettings { request_timeout: Duration::from_millis(200), ..HttpSettings::default() };
+    router(AppState::new(Arc::new(FailingStore(failure)), settings))
+}
+
+/// Sends a request and returns the status and the problem document (checking its media type).
+async fn problem_of(app: axum::Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.oneshot(request).await.unwrap();
+    let status = response.status();
+    assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(!text.contains("db.internal") && !text.contains("blew up"), "a cause leaked: {text}");
+    (status, serde_json::from_str(&text).unwrap())
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).header(header::AUTHORIZATION, "Bearer optin_sk_x").body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn a_database_outage_is_an_opaque_503() {
+    for uri in ["/readyz", "/v1/business", "/v1/businesses"] {
+        let (status, problem) = problem_of(app(Failure::Down), get(uri)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert_eq!(problem["code"], "database_unavailable");
+        assert_eq!(problem["type"], "https://optin.dev/problems/database_unavailable");
+        assert_eq!(problem["status"], 503);
+    }
+}
+
+#[tokio::test]
+async fn a_panic_is_an_opaque_500() {
+    let (status, problem) = problem_of(app(Failure::Panic), get("/v1/business")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(problem["code"], "internal_error");
+}
+
+#[tokio::test]
+async fn a_request_that_takes_too_long_is_abandoned() {
+    let (status, problem) = problem_of(app(Failure::Hang), get("/readyz")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(problem["code"], "request_timeout");
+}
+
+#[tokio::test]
+async fn liveness_does_not_depend_on_the_database() {
+    let response = app(Failure::Down).oneshot(get("/healthz")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn requests_without_a_key_are_refused_before_the_store_is_asked() {
+    let request = Request::post("/v1/decisions").body(Body::from("{}")).unwrap();
+    let response = app(Failure::Panic).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_problems() {
+    let (status, problem) = problem_of(app(Failure::Down), get("/v2/nothing")).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let request = Request::delete("/v1/decisions").body(Body::empty()).unwrap();
+    let response = app(Failure::Down).oneshot(request).await.unwrap();
+    assert_eq!(response.headers()[header::ALLOW], "POST");
+    let (status, problem) =
+        problem_of(app(Failure::Down), Request::delete("/v1/decisions").body(Body::empty()).unwrap()).await;
+    assert_eq!((status, problem["code"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed")));
+}
+
+#[test]
+fn the_openapi_document_has_every_path_and_the_bearer_schemes() {
+    let document = serde_json::to_value(optin_http::openapi()).unwrap();
+    for path in ["/v1/businesses", "/v1/opt-ins", "/v1/opt-outs", "/v1/decisions", "/v1/contacts/{phone}/events"] {
+        assert!(document["paths"].get(path).is_some(), "{path} is missing");
+    }
+    let schemes = &document["components"]["securitySchemes"];
+    assert_eq!(schemes["business_key"]["scheme"], "bearer");
+    assert_eq!(schemes["operator_token"]["scheme"], "bearer");
+    assert!(document["components"]["schemas"].get("ProblemDetails").is_some());
+}

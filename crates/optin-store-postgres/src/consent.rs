@@ -1,0 +1,272 @@
+//! The consent ledger: appending events to a business's chain, and reading consent back.
+
+use optin_core::business::Business;
+use optin_core::consent::{CategoryConsent, ConsentBits, ConsentEvent, ContactConsent, apply};
+use optin_core::ids::BusinessId;
+use optin_core::ledger::{ChainHead, LedgerEntry};
+use optin_core::phone::PhoneNumber;
+use optin_store::{Recorded, StoreError};
+use tokio_postgres::Statement;
+use uuid::Uuid;
+
+use crate::PostgresStore;
+use crate::error::db;
+use crate::rows::{self, nanos, optional_nanos, parse_status, phone_key, status_str};
+
+/// A statement parameter.
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+const LOCK_HEAD: &str = "SELECT last_index, last_hash FROM chain_heads WHERE business_id = $1 FOR UPDATE";
+
+const CONTACT_STATE: &str = "\
+SELECT category, status, since, event_id, method, notice_id, last_opt_out_at
+FROM consent_state WHERE business_id = $1 AND phone = $2";
+
+const INSERT_EVENT: &str = "\
+INSERT INTO consent_events
+    (business_id, chain_index, event_id, phone, recorded_at, content, content_hash, prev_hash, hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Writes every changed category of the contact in one statement (arrays, one element each).
+const UPSERT_STATES: &str = "\
+INSERT INTO consent_state
+    (business_id, phone, category, status, since, event_id, method, notice_id, last_opt_out_at)
+SELECT $1::uuid, $2::bigint, *
+FROM unnest($3::text[], $4::text[], $5::bigint[], $6::uuid[], $7::text[], $8::uuid[], $9::bigint[])
+ON CONFLICT (business_id, phone, category) DO UPDATE SET
+    status = excluded.status, since = excluded.since, event_id = excluded.event_id, method = excluded.method,
+    notice_id = excluded.notice_id, last_opt_out_at = excluded.last_opt_out_at";
+
+const UPDATE_HEAD: &str = "UPDATE chain_heads SET last_index = $2, last_hash = $3 WHERE business_id = $1";
+
+const CONTACT_BITS: &str = "SELECT category, status FROM consent_state WHERE business_id = $1 AND phone = $2";
+
+const ENTRY_COLUMNS: &str = "chain_index, event_id, phone, content, content_hash, prev_hash, hash";
+
+impl PostgresStore {
+    /// One transaction: lock the chain head (serializing the business's appends across
+    /// processes), read the contact's consent, fold the event, then write the event, the changed
+    /// states and the new head together, and commit.
+    ///
+    /// Statements that do not depend on each other's answers are pipelined on the connection
+    /// (tokio-postgres sends them back to back), which keeps the head locked for about two round
+    /// trips plus the commit.
+    #[tracing::instrument(level = "debug", skip_all, fields(business = %business.id, phone = %event.phone.redacted()))]
+    pub(crate) async fn append_consent_event(
+        &self,
+        business: &Business,
+        event: &ConsentEvent,
+    ) -> Result<Recorded, StoreError> {
+        if event.business_id != business.id {
+            return Err(StoreError::Conflict { constraint: "event_business" });
+        }
+        let key = ContactKey { business_id: business.id.as_uuid(), phone: phone_key(event.phone) };
+        let recorded_at = nanos(event.recorded_at)?;
+        let mut client = self.client().await?;
+        let statements = AppendStatements::prepare(&client).await?;
+        let transaction = client.transaction().await.map_err(db)?;
+        let (head_params, contact_params): ([Param; 1], [Param; 2]) =
+            ([&key.business_id], [&key.business_id, &key.phone]);
+        let (head, state_rows) = tokio::try_join!(
+            transaction.query_opt(&statements.lock_head, &head_params),
+            transaction.query(&statements.contact_state, &contact_params),
+        )
+        .map_err(db)?;
+        let head = rows::chain_head(&head.ok_or(StoreError::NotFound)?)?;
+        let folded = apply(&rows::contact_consent(&state_rows)?, event);
+        let entry = LedgerEntry::chain(event, head);
+        let changed = ChangedStates::new(&folded.changed)?;
+        write_entry(&transaction, &statements, &key, recorded_at, &entry, &changed).await?;
+        transaction.commit().await.map_err(db)?;
+        Ok(Recorded { event_id: event.id, chain_index: entry.index, outcomes: folded.outcomes })
+    }
+
+    /// The hot path of decisions: one indexed read of the contact's rows, with a statement
+    /// prepared once per connection. Rows of categories the given business does not know (added
+    /// since it was loaded) are left out.
+    pub(crate) async fn load_consent_bits(
+        &self,
+        business: &Business,
+        phone: PhoneNumber,
+    ) -> Result<ConsentBits, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(CONTACT_BITS).await.map_err(db)?;
+        let rows = client.query(&statement, &[&business.id.as_uuid(), &phone_key(phone)]).await.map_err(db)?;
+        let mut bits = ConsentBits::default();
+        for row in &rows {
+            let category: &str = rows::get(row, "consent_state", "category")?;
+            let status = parse_status(rows::get(row, "consent_state", "status")?)?;
+            if let Some(slot) = business.category_slot(category) {
+                bits.set(slot.bit(), status);
+            }
+        }
+        Ok(bits)
+    }
+
+    pub(crate) async fn load_contact_consent(
+        &self,
+        business: BusinessId,
+        phone: PhoneNumber,
+    ) -> Result<ContactConsent, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(CONTACT_STATE).await.map_err(db)?;
+        let rows = client.query(&statement, &[&business.as_uuid(), &phone_key(phone)]).await.map_err(db)?;
+        rows::contact_consent(&rows)
+    }
+
+    pub(crate) async fn load_contact_events(
+        &self,
+        business: BusinessId,
+        phone: PhoneNumber,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM consent_events WHERE business_id = $1 AND phone = $2 ORDER BY chain_index"
+        );
+        let rows = client.query(&sql, &[&business.as_uuid(), &phone_key(phone)]).await.map_err(db)?;
+        rows.iter().map(rows::ledger_entry).collect()
+    }
+
+    pub(crate) async fn load_ledger_page(
+        &self,
+        business: BusinessId,
+        after_index: u64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM consent_events WHERE business_id = $1 AND chain_index > $2
+             ORDER BY chain_index LIMIT $3"
+        );
+        let after = i64::try_from(after_index).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client.query(&sql, &[&business.as_uuid(), &after, &limit]).await.map_err(db)?;
+        rows.iter().map(rows::ledger_entry).collect()
+    }
+
+    pub(crate) async fn load_chain_head(&self, business: BusinessId) -> Result<Option<ChainHead>, StoreError> {
+        let client = self.client().await?;
+        let sql = "SELECT last_index, last_hash FROM chain_heads WHERE business_id = $1";
+        let row = client.query_opt(sql, &[&business.as_uuid()]).await.map_err(db)?;
+        Ok(row.as_ref().map(rows::chain_head).transpose()?.flatten())
+    }
+}
+
+/// Where a contact's rows are: the business and the phone key.
+struct ContactKey {
+    business_id: Uuid,
+    phone: i64,
+}
+
+/// The statements of an append, prepared once per connection (then taken from its cache).
+struct AppendStatements {
+    lock_head: Statement,
+    contact_state: Statement,
+    insert_event: Statement,
+    upsert_states: Statement,
+    update_head: Statement,
+}
+
+impl AppendStatements {
+    async fn prepare(client: &deadpool_postgres::Object) -> Result<AppendStatements, StoreError> {
+        let (lock_head, contact_state, insert_event, upsert_states, update_head) = tokio::try_join!(
+            client.prepare_cached(LOCK_HEAD),
+            client.prepare_cached(CONTACT_STATE),
+            client.prepare_cached(INSERT_EVENT),
+            client.prepare_cached(UPSERT_STATES),
+            client.prepare_cached(UPDATE_HEAD),
+        )
+        .map_err(db)?;
+        Ok(AppendStatements { lock_head, contact_state, insert_event, upsert_states, update_head })
+    }
+}
+
+/// Writes the event, the changed states and the new head, pipelined: the server runs them in
+/// order, and the first failure aborts the transaction.
+async fn write_entry(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    statements: &AppendStatements,
+    key: &ContactKey,
+    recorded_at: i64,
+    entry: &LedgerEntry,
+    changed: &ChangedStates<'_>,
+) -> Result<(), StoreError> {
+    let index = i64::try_from(entry.index).expect("chain indexes fit in i64");
+    let (content_hash, prev_hash, hash) = (entry.content_hash.to_hex(), entry.prev_hash.to_hex(), entry.hash.to_hex());
+    let event_id = entry.event_id.as_uuid();
+    let event_params: [Param; 9] = [
+        &key.business_id,
+        &index,
+        &event_id,
+        &key.phone,
+        &recorded_at,
+        &entry.content,
+        &content_hash,
+        &prev_hash,
+        &hash,
+    ];
+    let state_params = changed.params(&key.business_id, &key.phone);
+    let head_params: [Param; 3] = [&key.business_id, &index, &hash];
+    let write_states = async {
+        if changed.categories.is_empty() {
+            return Ok(0);
+        }
+        transaction.execute(&statements.upsert_states, &state_params).await
+    };
+    tokio::try_join!(
+        transaction.execute(&statements.insert_event, &event_params),
+        write_states,
+        transaction.execute(&statements.update_head, &head_params),
+    )
+    .map_err(db)?;
+    Ok(())
+}
+
+/// The folded states as column arrays for `UPSERT_STATES`.
+struct ChangedStates<'a> {
+    categories: Vec<&'a str>,
+    statuses: Vec<&'static str>,
+    since: Vec<i64>,
+    event_ids: Vec<Uuid>,
+    methods: Vec<Option<&'static str>>,
+    notice_ids: Vec<Option<Uuid>>,
+    last_opt_out_at: Vec<Option<i64>>,
+}
+
+impl<'a> ChangedStates<'a> {
+    fn new(changed: &'a [(optin_core::business::CategoryName, CategoryConsent)]) -> Result<Self, StoreError> {
+        let mut states = ChangedStates {
+            categories: Vec::with_capacity(changed.len()),
+            statuses: Vec::with_capacity(changed.len()),
+            since: Vec::with_capacity(changed.len()),
+            event_ids: Vec::with_capacity(changed.len()),
+            methods: Vec::with_capacity(changed.len()),
+            notice_ids: Vec::with_capacity(changed.len()),
+            last_opt_out_at: Vec::with_capacity(changed.len()),
+        };
+        for (category, state) in changed {
+            states.categories.push(category.as_str());
+            states.statuses.push(status_str(state.status));
+            states.since.push(nanos(state.since)?);
+            states.event_ids.push(state.event_id.as_uuid());
+            states.methods.push(state.method.map(|m| m.as_str()));
+            states.notice_ids.push(state.notice_id.map(|n| n.as_uuid()));
+            states.last_opt_out_at.push(optional_nanos(state.last_opt_out_at)?);
+        }
+        Ok(states)
+    }
+
+    fn params<'p>(&'p self, business_id: &'p Uuid, phone: &'p i64) -> [Param<'p>; 9] {
+        [
+            business_id,
+            phone,
+            &self.categories,
+            &self.statuses,
+            &self.since,
+            &self.event_ids,
+            &self.methods,
+            &self.notice_ids,
+            &self.last_opt_out_at,
+        ]
+    }
+}

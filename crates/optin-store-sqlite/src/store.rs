@@ -1,0 +1,438 @@
+//! `SqliteStore`: the `Store` implementation.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use optin_core::business::{Business, BusinessName, Category};
+use optin_core::consent::{ConsentBits, ConsentEvent, ContactConsent};
+use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
+use optin_core::ledger::{ChainHead, LedgerEntry};
+use optin_core::phone::PhoneNumber;
+use optin_store::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse, Store, StoreError};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::commands;
+use crate::error::db_error;
+use crate::follow::{Follow, Shared, lock};
+use crate::migrate::{self, MIGRATIONS};
+use crate::reads;
+use crate::writer::Writer;
+
+/// How many reader connections a store keeps.
+const READERS: usize = 4;
+/// How much of the database file each connection maps into memory.
+const MMAP_SIZE: i64 = 1 << 30;
+/// Page cache sizes (negative: KiB). The writer's holds the B-tree pages random writes touch.
+const WRITER_CACHE_KIB: i64 = -262_144;
+const READER_CACHE_KIB: i64 = -16_384;
+/// How long a connection waits for another process's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
+
+/// optin's embedded store: one SQLite file in WAL mode, written by one group-committing writer
+/// thread, read through a few reader connections, with an exact in-memory consent index.
+///
+/// Several processes may open the same file (a server and the `optin` CLI): writes are serialized
+/// by SQLite's write lock, and each store follows the others' commits before answering reads.
+pub struct SqliteStore {
+    // Field order matters on drop: the writer thread finishes its commands first.
+    writer: Writer,
+    shared: Arc<Shared>,
+    readers: Arc<Readers>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+/// Applies the migrations the database at `path` lacks (creating the file if needed) and returns
+/// the names of those it applied, in order. For `optin migrate`; [`SqliteStore::open`] does the same.
+pub fn migrate(path: &Path) -> Result<Vec<String>, StoreError> {
+    let conn = open_connection(path, Role::Writer)?;
+    migrate::run(&conn, MIGRATIONS)
+}
+
+/// What a connection is for, which decides its settings.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Writer,
+    Reader,
+}
+
+fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(db_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(db_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(crate::error::corrupt(format_args!("the database refused WAL mode (journal_mode is {mode})")));
+    }
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(db_error)?;
+    // Pages of the database file are read through a memory map (no system call per page);
+    // pages still in the WAL are read with pread.
+    conn.pragma_update(None, "mmap_size", MMAP_SIZE).map_err(db_error)?;
+    match role {
+        Role::Writer => {
+            // Consent changes must survive a power loss: one fsync per batch.
+            conn.pragma_update(None, "synchronous", "FULL").map_err(db_error)?;
+            conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB).map_err(db_error)?;
+            if let Ok(pages) = std::env::var("EXPERIMENT_AUTOCHECKPOINT") { conn.pragma_update(None, "wal_autocheckpoint", pages.parse::<i64>().unwrap()).map_err(db_error)?; }
+        }
+        Role::Reader => {
+            conn.pragma_update(None, "cache_size", READER_CACHE_KIB).map_err(db_error)?;
+        }
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path`: WAL mode, `busy_timeout=5000`,
+    /// `foreign_keys=ON`; applies the embedded migrations; loads the consent index; starts the
+    /// writer thread. `Corrupt` when an applied migration was changed or the data is unreadable.
+    #[tracing::instrument(skip_all)]
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, Follow::WalIndexHeader)
+    }
+
+    pub(crate) fn open_with(path: &Path, follow: Follow) -> Result<SqliteStore, StoreError> {
+        let writer_conn = open_connection(path, Role::Writer)?;
+        let applied = migrate::run(&writer_conn, MIGRATIONS)?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "migrated the database");
+        }
+        let shared = Arc::new(Shared::load(open_connection(path, Role::Reader)?, follow)?);
+        let readers =
+            (0..READERS).map(|_| open_connection(path, Role::Reader).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
+        let writer = Writer::start(writer_conn, Arc::clone(&shared))?;
+        Ok(SqliteStore { writer, shared, readers: Arc::new(Readers { conns: readers, next: AtomicUsize::new(0) }) })
+    }
+
+    /// `consent_bits` without the async wrapper: exact, and cheap enough to call from async code.
+    pub fn consent_bits_now(&self, business: BusinessId, phone: PhoneNumber) -> Result<ConsentBits, StoreError> {
+        self.shared.ensure_fresh()?;
+        Ok(self.shared.consent_bits(business, phone.key()))
+    }
+
+    /// Records many events in one transaction (for benchmarks and tests that need large ledgers):
+    /// each event goes through the same steps as `record_consent`. Fails as a whole.
+    #[doc(hidden)]
+    pub async fn bulk_record_for_benchmarks(&self, events: Vec<ConsentEvent>) -> Result<usize, StoreError> {
+        self.writer
+            .write(move |batch| {
+                for event in &events {
+                    commands::record_consent(batch, event)?;
+                }
+                Ok(events.len())
+            })
+            .await
+    }
+
+    /// How many write transactions this store's writer committed, and how many commands they
+    /// held (their ratio is the average group-commit size).
+    #[doc(hidden)]
+    pub fn writer_stats(&self) -> (u64, u64) {
+        (self.shared.batches.load(Ordering::Relaxed), self.shared.commands.load(Ordering::Relaxed))
+    }
+
+    /// Runs a quick read on a free reader connection, on this thread; when every reader is busy,
+    /// waits for one on a blocking thread instead.
+    async fn read_quick<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        if let Some(conn) = self.readers.try_acquire() {
+            return read(&conn);
+        }
+        self.read(read).await
+    }
+
+    /// Runs a read that may take a while on a blocking thread.
+    async fn read<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || read(&readers.acquire()))
+            .await
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?
+    }
+}
+
+/// The reader connections.
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    /// Where blocked readers queue next, round robin.
+    next: AtomicUsize,
+}
+
+impl Readers {
+    fn try_acquire(&self) -> Option<MutexGuard<'_, Connection>> {
+        self.conns.iter().find_map(|conn| match conn.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        })
+    }
+
+    fn acquire(&self) -> MutexGuard<'_, Connection> {
+        self.try_acquire().unwrap_or_else(|| {
+            let next = self.next.fetch_add(1, Ordering::Relaxed);
+            lock(&self.conns[next % self.conns.len()])
+        })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read_quick(reads::ping).await
+    }
+
+    async fn operator_token_hash(&self) -> Result<Option<String>, StoreError> {
+        self.read_quick(reads::operator_token_hash).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_operator_token_hash(&self, hash: &str, at: Timestamp) -> Result<(), StoreError> {
+        let hash = hash.to_owned();
+        self.writer.write(move |batch| commands::set_operator_token_hash(batch, &hash, at)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %business.id))]
+    async fn create_business(&self, business: &Business, first_key: &NewApiKey) -> Result<(), StoreError> {
+        let (business, first_key) = (business.clone(), first_key.clone());
+        self.writer.write(move |batch| commands::create_business(batch, &business, &first_key)).await
+    }
+
+    async fn business(&self, id: BusinessId) -> Result<Option<Business>, StoreError> {
+        self.shared.ensure_fresh()?;
+        let generation = {
+            let cache = self.shared.tenancy();
+            if let Some(business) = cache.business(id) {
+                return Ok(Some(business.clone()));
+            }
+            cache.generation()
+        };
+        let business = self.read_quick(move |conn| reads::business(conn, id)).await?;
+        if let Some(business) = &business {
+            self.shared.tenancy_mut().remember_business(generation, business);
+        }
+        Ok(business)
+    }
+
+    async fn list_businesses(&self) -> Result<Vec<Business>, StoreError> {
+        self.read(reads::list_businesses).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %id))]
+    async fn add_categories(&self, id: BusinessId, categories: &[Category]) -> Result<Business, StoreError> {
+        let categories = categories.to_vec();
+        self.writer.write(move |batch| commands::add_categories(batch, id, &categories)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %id))]
+    async fn set_brand_names(&self, id: BusinessId, names: &[BusinessName]) -> Result<Business, StoreError> {
+        let names = names.to_vec();
+        self.writer.write(move |batch| commands::set_brand_names(batch, id, &names)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %key.business_id, key = %key.id))]
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.writer.write(move |batch| commands::create_api_key(batch, &key)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %business, key = %key))]
+    async fn revoke_api_key(&self, business: BusinessId, key: ApiKeyId, at: Timestamp) -> Result<(), StoreError> {
+        self.writer.write(move |batch| commands::revoke_api_key(batch, business, key, at)).await
+    }
+
+    async fn list_api_keys(&self, business: BusinessId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.read(move |conn| reads::api_keys(conn, business)).await
+    }
+
+    async fn authenticate(&self, secret_hash: &str) -> Result<Option<BusinessId>, StoreError> {
+        self.shared.ensure_fresh()?;
+        let generation = {
+            let cache = self.shared.tenancy();
+            if let Some(business) = cache.key(secret_hash) {
+                return Ok(Some(business));
+            }
+            cache.generation()
+        };
+        let hash = secret_hash.to_owned();
+        let (hash, business) = self
+            .read_quick(move |conn| {
+                let business = reads::authenticate(conn, &hash)?;
+                Ok((hash, business))
+            })
+            .await?;
+        if let Some(business) = business {
+            self.shared.tenancy_mut().remember_key(generation, &hash, business);
+        }
+        Ok(business)
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %notice.business_id))]
+    async fn register_notice(&self, notice: &NewNotice) -> Result<Notice, StoreError> {
+        let notice = notice.clone();
+        self.writer.write(move |batch| commands::register_notice(batch, &notice)).await
+    }
+
+    async fn notice(&self, business: BusinessId, id: NoticeId) -> Result<Option<Notice>, StoreError> {
+        self.read_quick(move |conn| reads::notice(conn, business, id)).await
+    }
+
+    async fn list_notices(&self, business: BusinessId) -> Result<Vec<Notice>, StoreError> {
+        self.read(move |conn| reads::list_notices(conn, business)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %business.id, phone = %event.phone.redacted(), kind = event.kind()))]
+    async fn record_consent(&self, business: &Business, event: &ConsentEvent) -> Result<Recorded, StoreError> {
+        if event.business_id != business.id {
+            return Err(StoreError::Conflict { constraint: "event_business_id" });
+        }
+        let event = event.clone();
+        self.writer.write(move |batch| commands::record_consent(batch, &event)).await
+    }
+
+    async fn consent_bits(&self, business: &Business, phone: PhoneNumber) -> Result<ConsentBits, StoreError> {
+        self.consent_bits_now(business.id, phone)
+    }
+
+    async fn contact_consent(&self, business: BusinessId, phone: PhoneNumber) -> Result<ContactConsent, StoreError> {
+        self.read_quick(move |conn| reads::contact_consent(conn, business, phone)).await
+    }
+
+    async fn contact_events(&self, business: BusinessId, phone: PhoneNumber) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.read(move |conn| reads::contact_events(conn, business, phone)).await
+    }
+
+    async fn ledger_page(
+        &self,
+        business: BusinessId,
+        after_index: u64,
+        limit: usize,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.read(move |conn| reads::ledger_page(conn, business, after_index, limit)).await
+    }
+
+    async fn chain_head(&self, business: BusinessId) -> Result<Option<ChainHead>, StoreError> {
+        self.read_quick(move |conn| reads::chain_head(conn, business)).await
+    }
+
+    async fn saved_response(&self, business: BusinessId, key: &str) -> Result<Option<SavedResponse>, StoreError> {
+        let key = key.to_owned();
+        self.read_quick(move |conn| reads::saved_response(conn, business, &key)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %business))]
+    async fn save_response(&self, business: BusinessId, key: &str, response: &SavedResponse) -> Result<(), StoreError> {
+        let (key, response) = (key.to_owned(), response.clone());
+        self.writer.write(move |batch| commands::save_response(batch, business, &key, &response)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use optin_core::consent::ConsentBits;
+    use optin_store::ledger::verify_ledger;
+    use optin_store::tenancy::{CategoryInput, create_business, issue_key};
+
+    use super::*;
+
+    fn categories() -> Vec<CategoryInput> {
+        vec![CategoryInput { name: "offers".into(), template_category: "marketing".into() }]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stores_follow_the_wal_index_header_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("optin.db")).unwrap();
+        assert!(store.shared.follows_wal_index());
+    }
+
+    /// The fallback (`PRAGMA data_version` on every read) is exact too.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_data_version_fallback_sees_other_stores_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optin.db");
+        let server = SqliteStore::open_with(&path, Follow::DataVersion).unwrap();
+        let cli = SqliteStore::open_with(&path, Follow::DataVersion).unwrap();
+        assert!(!server.shared.follows_wal_index());
+        let (business, key) = create_business(&server, "Acme Shoes", &categories(), Timestamp::now()).await.unwrap();
+        let second = issue_key(business.id, "ci", Timestamp::now());
+        server.create_api_key(&second.record).await.unwrap();
+        assert_eq!(cli.authenticate(&second.record.secret_hash).await.unwrap(), Some(business.id));
+        server.revoke_api_key(business.id, second.record.id, Timestamp::now()).await.unwrap();
+        assert_eq!(cli.authenticate(&second.record.secret_hash).await.unwrap(), None);
+        assert_eq!(cli.authenticate(&key.record.secret_hash).await.unwrap(), Some(business.id));
+
+        let phone = PhoneNumber::from_e164("+14155552671").unwrap();
+        let offers = business.all_category_names();
+        for (n, store) in [&server, &cli, &server, &cli].into_iter().enumerate() {
+            let other = if std::ptr::eq(store, &server) { &cli } else { &server };
+            let out = n % 2 == 1;
+            let event = consent_event(&business, phone, offers.clone(), out);
+            store.record_consent(&business, &event).await.unwrap();
+            let expected =
+                if out { ConsentBits { opted_in: 0, opted_out: 1 } } else { ConsentBits { opted_in: 1, opted_out: 0 } };
+            assert_eq!(other.consent_bits(&business, phone).await.unwrap(), expected);
+            assert_eq!(store.consent_bits(&business, phone).await.unwrap(), expected);
+        }
+        let report = verify_ledger(&cli, business.id).await.unwrap();
+        assert!(report.is_intact() && report.verified_events == 4, "{report:?}");
+    }
+
+    fn consent_event(
+        business: &Business,
+        phone: PhoneNumber,
+        categories: Vec<optin_core::business::CategoryName>,
+        out: bool,
+    ) -> ConsentEvent {
+        use optin_core::consent::{ConsentChange, NoticeRef, OptIn, OptOut, OptOutSource};
+        use optin_core::evidence::{Evidence, Method};
+        use optin_core::ids::EventId;
+        let now = Timestamp::now();
+        let change = if out {
+            ConsentChange::OptOut(OptOut {
+                categories,
+                all_categories: true,
+                source: OptOutSource::Keyword,
+                recorded_by: "test".into(),
+                evidence: Evidence::default(),
+            })
+        } else {
+            ConsentChange::OptIn(OptIn {
+                categories,
+                method: Method::Api,
+                notice: NoticeRef {
+                    id: NoticeId::from_uuid(uuid::Uuid::new_v4()),
+                    version: 1,
+                    language: "en".into(),
+                    text_sha256: String::new(),
+                },
+                evidence: Evidence::default(),
+                collected_at: now,
+            })
+        };
+        ConsentEvent {
+            id: EventId::from_uuid(uuid::Uuid::new_v4()),
+            business_id: business.id,
+            phone,
+            change,
+            recorded_at: now,
+        }
+    }
+}

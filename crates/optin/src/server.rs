@@ -1,0 +1,122 @@
+//! `optin serve`: open the store, make sure an operator token exists, serve the API.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use jiff::Timestamp;
+use optin_http::{AppState, HttpSettings};
+use optin_store::Store;
+use optin_store::tenancy::CategoryInput;
+use tokio::net::TcpListener;
+
+use crate::database::DatabaseUrl;
+use crate::operator::{OperatorToken, ensure_operator_token, write_secret_file};
+
+/// Settings of `optin serve`, already resolved from flags and environment.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+    pub admin_token: Option<String>,
+    pub demo: bool,
+    pub http: HttpSettings,
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains open requests.
+pub async fn serve(
+    router: axum::Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("while creating the data directory {}", settings.data_dir.display()))?;
+    let store = settings.database.open().await?;
+    announce_operator_token(
+        ensure_operator_token(store.as_ref(), settings.admin_token.as_deref(), &settings.data_dir).await?,
+    );
+    if settings.demo {
+        ensure_demo_business(store.as_ref(), &settings.data_dir).await?;
+    }
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("while binding {}", settings.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, database = ?settings.database, "optin is serving");
+    let router = optin_http::router(AppState::new(store, settings.http));
+    serve(router, listener, shutdown_signal()).await?;
+    tracing::info!("optin stopped");
+    Ok(())
+}
+
+fn announce_operator_token(outcome: OperatorToken) {
+    if let OperatorToken::Generated { token, file } = outcome {
+        // Printed once, on purpose: this is the only time the operator sees it (besides the file).
+        println!("Generated the operator token (shown once; also written to {}):\n  {token}", file.display());
+    }
+}
+
+/// The name of the demo business `serve --demo` creates.
+pub const DEMO_BUSINESS_NAME: &str = "Demo Shoes";
+/// The file the demo business's id and API key are written to.
+pub const DEMO_KEY_FILE: &str = "demo-business";
+const DEMO_NOTICE: &str = "Yes, I agree to receive order updates and offers from Demo Shoes on WhatsApp. \
+                           Reply STOP at any time to opt out.";
+
+/// Creates the demo business, its categories and a notice, once.
+async fn ensure_demo_business(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
+    let exists = store.list_businesses().await?.iter().any(|b| b.name.as_str() == DEMO_BUSINESS_NAME);
+    if exists {
+        tracing::info!("the demo business exists (see {})", data_dir.join(DEMO_KEY_FILE).display());
+        return Ok(());
+    }
+    let categories = [("order_updates", "utility"), ("offers", "marketing")]
+        .map(|(name, kind)| CategoryInput { name: name.to_owned(), template_category: kind.to_owned() });
+    let now = Timestamp::now();
+    let (business, key) = optin_store::tenancy::create_business(store, DEMO_BUSINESS_NAME, &categories, now).await?;
+    let notice = optin_store::intake::register_notice(store, &business, DEMO_NOTICE, "en", now).await?;
+    let file = data_dir.join(DEMO_KEY_FILE);
+    let contents = format!(
+        "OPTIN_BUSINESS_ID={}\nOPTIN_API_KEY={}\nOPTIN_NOTICE_ID={}",
+        business.id, key.secret, notice.id
+    );
+    write_secret_file(&file, &contents)?;
+    println!(
+        "Created the demo business \"{DEMO_BUSINESS_NAME}\" with categories order_updates and offers.\n\
+         Its id, API key and notice id are in {} (shown once):\n{contents}",
+        file.display()
+    );
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing open requests");
+}

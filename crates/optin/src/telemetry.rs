@@ -1,0 +1,21 @@
+//! Logging setup. Logs go to stderr; `OPTIN_LOG_FORMAT=json` gives one JSON object per line.
+//!
+//! Nothing logs phone numbers in clear, keys, tokens or request bodies: spans are built with
+//! `skip_all` and record redacted numbers and route templates only.
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+/// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset.
+pub fn init(default_filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let json = std::env::var("OPTIN_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = if json {
+        builder.json().with_span_events(FmtSpan::NONE).with_current_span(true).try_init()
+    } else {
+        builder.compact().try_init()
+    };
+    // A second init (in tests) keeps the first subscriber.
+    drop(result);
+}

@@ -1,0 +1,7 @@
+//! The JSON API, one module per concern.
+
+mod flow;
+mod idempotency;
+mod input;
+mod operations;
+mod tenancy;
