@@ -6,4 +6,6 @@
 //! `postgres://postgres@127.0.0.1:5432/test`) create databases.
 
 mod api;
+mod cli;
 mod helpers;
+mod server;
