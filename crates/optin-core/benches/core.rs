@@ -13,8 +13,7 @@ use optin_core::phone::PhoneNumber;
 /// Numbers from 60+ countries, each varied in its last digits, in round-robin order: the mix a
 /// business with a global audience sends, and the one that used to thrash the regex cache.
 fn global_mix(per_country: u64) -> Vec<String> {
-    let seeds: Vec<&str> =
-        include_str!("global_mobile_numbers.txt").lines().filter(|l| l.starts_with('+')).collect();
+    let seeds: Vec<&str> = include_str!("global_mobile_numbers.txt").lines().filter(|l| l.starts_with('+')).collect();
     let mut numbers = Vec::new();
     for variant in 0..per_country {
         for seed in &seeds {

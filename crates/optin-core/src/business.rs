@@ -162,7 +162,7 @@ pub struct CategorySlot(u8);
 
 impl CategorySlot {
     pub fn new(index: usize) -> Option<CategorySlot> {
-        (index < MAX_CATEGORIES).then(|| CategorySlot(index as u8))
+        u8::try_from(index).ok().filter(|_| index < MAX_CATEGORIES).map(CategorySlot)
     }
 
     pub fn index(&self) -> usize {

@@ -106,7 +106,9 @@ mod tests {
         let opted_out = ConsentBits { opted_in: 0, opted_out: 0b10 };
         let only_other = ConsentBits { opted_in: 0b01, opted_out: 0 };
         let bad_phone = PhoneNumberError::NotValid;
-        let cases: [(Result<&PhoneNumber, &PhoneNumberError>, Result<CategorySlot, &str>, ConsentBits, Vec<&str>); 6] = [
+        type Case<'a> =
+            (Result<&'a PhoneNumber, &'a PhoneNumberError>, Result<CategorySlot, &'a str>, ConsentBits, Vec<&'a str>);
+        let cases: [Case; 6] = [
             (Ok(&phone()), Ok(offers), opted_in, vec![]),
             (Ok(&phone()), Ok(offers), opted_out, vec!["opted_out"]),
             (Ok(&phone()), Ok(offers), only_other, vec!["no_opt_in"]),

@@ -133,10 +133,10 @@ impl Evidence {
                 return Err(EvidenceError::Invalid { field: static_name(field), why: "longer than 2048 characters" });
             }
         }
-        if let Some(ip) = self.0.get("ip") {
-            if ip.as_str().and_then(|text| text.parse::<IpAddr>().ok()).is_none() {
-                return Err(EvidenceError::Invalid { field: "ip", why: "not an IPv4 or IPv6 address" });
-            }
+        if let Some(ip) = self.0.get("ip")
+            && ip.as_str().and_then(|text| text.parse::<IpAddr>().ok()).is_none()
+        {
+            return Err(EvidenceError::Invalid { field: "ip", why: "not an IPv4 or IPv6 address" });
         }
         if let Some(url) = self.0.get("page_url") {
             let is_web_url =
@@ -197,7 +197,10 @@ mod tests {
     use serde_json::json;
 
     fn fields(value: Value) -> Map<String, Value> {
-        value.as_object().cloned().unwrap()
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
     }
 
     fn missing_field(method: Method, value: Value) -> Option<String> {

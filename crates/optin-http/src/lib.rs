@@ -2,7 +2,7 @@
 //!
 //! [`router`] builds the whole API on a [`Store`](optin_store::Store) without opening a socket,
 //! so the binary serves it and tests can call it in process. Handlers are thin: they parse
-//! input with our extractors ([`extract`]), authenticate with [`auth`]'s extractors, call one
+//! input with our extractors (`extract`), authenticate with `auth`'s extractors, call one
 //! use case of `optin_store` (`tenancy`, `intake`, `gate`, `ledger`) and shape its result.
 //! Every failure is an [`ApiError`], answered as `application/problem+json`.
 //!
@@ -10,9 +10,9 @@
 //! `middleware` the stack every route runs behind, `metrics` the Prometheus recorder,
 //! `idempotency` the `Idempotency-Key` handling, `openapi` the generated document.
 
-pub mod auth;
+mod auth;
 mod error;
-pub mod extract;
+mod extract;
 mod idempotency;
 mod metrics;
 mod middleware;
@@ -26,6 +26,5 @@ pub use state::{AppState, HttpSettings};
 
 /// The whole API, with its middleware, ready to serve.
 pub fn router(state: AppState) -> axum::Router {
-    let settings = state.settings();
-    middleware::wrap(routes::all(), settings).with_state(state)
+    middleware::wrap(routes::all(), &state).with_state(state)
 }

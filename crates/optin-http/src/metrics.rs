@@ -4,11 +4,12 @@
 //! an [`AppState`](crate::AppState) is built. A background thread drains histogram samples
 //! regularly so memory stays flat between scrapes.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use metrics::Counter;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const REQUESTS: &str = "http_requests_total";
@@ -25,6 +26,7 @@ pub(crate) struct Metrics {
     prometheus: &'static PrometheusHandle,
     decisions_allowed: Counter,
     decisions_refused: Counter,
+    requests: Arc<RequestSeries>,
 }
 
 impl Metrics {
@@ -34,11 +36,17 @@ impl Metrics {
             prometheus,
             decisions_allowed: metrics::counter!(DECISIONS, "outcome" => "allowed"),
             decisions_refused: metrics::counter!(DECISIONS, "outcome" => "refused"),
+            requests: Arc::default(),
         }
     }
 
     pub(crate) fn record_decision(&self, allowed: bool) {
         if allowed { &self.decisions_allowed } else { &self.decisions_refused }.increment(1);
+    }
+
+    /// Records one answered request under its route template (never its raw path).
+    pub(crate) fn record_request(&self, method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
+        self.requests.record(method_label(method), route, status.as_u16(), elapsed.as_secs_f64());
     }
 
     /// The Prometheus text exposition of every metric of the process.
@@ -47,12 +55,59 @@ impl Metrics {
     }
 }
 
-/// Records one answered request under its route template (never its raw path).
-pub(crate) fn record_request(method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
-    let labels =
-        [("method", method.as_str().to_owned()), ("route", route.to_owned()), ("status", status.as_u16().to_string())];
-    metrics::counter!(REQUESTS, &labels).increment(1);
-    metrics::histogram!(REQUEST_DURATION, &labels).record(elapsed.as_secs_f64());
+/// The request counter and histogram of each (route, method, status) seen, registered once:
+/// building a labelled key per request costs more than the rest of the hot path's middleware.
+#[derive(Default)]
+struct RequestSeries {
+    by_route: RwLock<HashMap<Box<str>, Vec<Series>>>,
+}
+
+struct Series {
+    method: &'static str,
+    status: u16,
+    count: Counter,
+    duration: Histogram,
+}
+
+impl RequestSeries {
+    fn record(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
+        let matches = |series: &&Series| series.method == method && series.status == status;
+        {
+            let by_route = self.by_route.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(series) = by_route.get(route).and_then(|all| all.iter().find(matches)) {
+                series.count.increment(1);
+                series.duration.record(seconds);
+                return;
+            }
+        }
+        let mut by_route = self.by_route.write().unwrap_or_else(PoisonError::into_inner);
+        let all = by_route.entry(route.into()).or_default();
+        if !all.iter().any(|series| matches(&series)) {
+            let labels = [("method", method.to_owned()), ("route", route.to_owned()), ("status", status.to_string())];
+            let count = metrics::counter!(REQUESTS, &labels);
+            let duration = metrics::histogram!(REQUEST_DURATION, &labels);
+            all.push(Series { method, status, count, duration });
+        }
+        let series = all.iter().find(matches).expect("the series was just registered");
+        series.count.increment(1);
+        series.duration.record(seconds);
+    }
+}
+
+/// Standard methods by name; anything else is `OTHER`, so clients cannot create label values.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN.iter().find(|(known, _)| known == method).map_or("OTHER", |(_, label)| label)
 }
 
 fn prometheus() -> &'static PrometheusHandle {

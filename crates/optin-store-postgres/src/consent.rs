@@ -48,9 +48,13 @@ impl PostgresStore {
     /// processes), read the contact's consent, fold the event, then write the event, the changed
     /// states and the new head together, and commit.
     ///
-    /// Statements that do not depend on each other's answers are pipelined on the connection
-    /// (tokio-postgres sends them back to back), which keeps the head locked for about two round
-    /// trips plus the commit.
+    /// The head stays locked from the `SELECT ... FOR UPDATE` to the end of the `COMMIT`, which
+    /// bounds how fast one business's chain grows, so statements that do not wait for each
+    /// other's answers are pipelined: tokio-postgres sends a request when its future is first
+    /// polled, and `biased` polls them in the order written. The contact's state is read right
+    /// behind the lock (the server runs it once the lock is granted, with a snapshot that sees
+    /// the previous holder's commit), and the three writes go together. The lock is held for
+    /// about two round trips plus the commit's flush.
     #[tracing::instrument(level = "debug", skip_all, fields(business = %business.id, phone = %event.phone.redacted()))]
     pub(crate) async fn append_consent_event(
         &self,
@@ -68,6 +72,7 @@ impl PostgresStore {
         let (head_params, contact_params): ([Param; 1], [Param; 2]) =
             ([&key.business_id], [&key.business_id, &key.phone]);
         let (head, state_rows) = tokio::try_join!(
+            biased;
             transaction.query_opt(&statements.lock_head, &head_params),
             transaction.query(&statements.contact_state, &contact_params),
         )
@@ -181,8 +186,9 @@ impl AppendStatements {
     }
 }
 
-/// Writes the event, the changed states and the new head, pipelined: the server runs them in
-/// order, and the first failure aborts the transaction.
+/// Writes the event, the changed states and the new head, pipelined. The first failure aborts
+/// the transaction and the statements behind it fail as "aborted"; `biased` polls in the order
+/// sent, so the error returned is the first statement's (a duplicate event id is a `Conflict`).
 async fn write_entry(
     transaction: &deadpool_postgres::Transaction<'_>,
     statements: &AppendStatements,
@@ -214,6 +220,7 @@ async fn write_entry(
         transaction.execute(&statements.upsert_states, &state_params).await
     };
     tokio::try_join!(
+        biased;
         transaction.execute(&statements.insert_event, &event_params),
         write_states,
         transaction.execute(&statements.update_head, &head_params),

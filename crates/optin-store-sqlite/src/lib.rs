@@ -3,11 +3,13 @@
 //! - One SQLite file in WAL mode, shared safely with other processes (the `optin` CLI).
 //! - Writes go through one writer thread that commits queued commands together (group commit,
 //!   one fsync per batch with `synchronous=FULL`), each command in its own savepoint.
+//! - WAL checkpoints run on their own thread, off the commit path.
 //! - Reads use a few reader connections with cached prepared statements.
 //! - `consent_bits`, the hot path of decisions, answers from an in-memory index kept exact across
 //!   processes (see the `follow` module for how).
 //! - Migrations are numbered SQL files embedded in the binary (`migrations/`), checked by SHA-256.
 
+mod checkpoint;
 mod commands;
 mod error;
 mod follow;

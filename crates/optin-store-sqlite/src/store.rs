@@ -15,6 +15,7 @@ use optin_core::phone::PhoneNumber;
 use optin_store::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse, Store, StoreError};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::checkpoint::{BACKSTOP_PAGES, Checkpointer};
 use crate::commands;
 use crate::error::db_error;
 use crate::follow::{Follow, Shared, lock};
@@ -62,6 +63,7 @@ pub fn migrate(path: &Path) -> Result<Vec<String>, StoreError> {
 enum Role {
     Writer,
     Reader,
+    Checkpointer,
 }
 
 fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
@@ -83,10 +85,17 @@ fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
         Role::Writer => {
             // Consent changes must survive a power loss: one fsync per batch.
             conn.pragma_update(None, "synchronous", "FULL").map_err(db_error)?;
-            conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB).map_err(db_error)?;
-            if let Ok(pages) = std::env::var("EXPERIMENT_AUTOCHECKPOINT") { conn.pragma_update(None, "wal_autocheckpoint", pages.parse::<i64>().unwrap()).map_err(db_error)?; }
+            conn.pragma_update(None, "cache_size", std::env::var("EXP_CACHE").ok().and_then(|v| v.parse::<i64>().ok()).unwrap_or(WRITER_CACHE_KIB)).map_err(db_error)?;
+            // Savepoints' journals stay in memory (they spill to a temporary file otherwise).
+            conn.pragma_update(None, "temp_store", std::env::var("EXP_TEMP").unwrap_or("MEMORY".into())).map_err(db_error)?;
+            // Checkpoints run on their own thread; this is only the backstop.
+            conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES).map_err(db_error)?;
         }
         Role::Reader => {
+            conn.pragma_update(None, "cache_size", READER_CACHE_KIB).map_err(db_error)?;
+        }
+        Role::Checkpointer => {
+            conn.pragma_update(None, "synchronous", "FULL").map_err(db_error)?;
             conn.pragma_update(None, "cache_size", READER_CACHE_KIB).map_err(db_error)?;
         }
     }
@@ -112,7 +121,8 @@ impl SqliteStore {
         let shared = Arc::new(Shared::load(open_connection(path, Role::Reader)?, follow)?);
         let readers =
             (0..READERS).map(|_| open_connection(path, Role::Reader).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
-        let writer = Writer::start(writer_conn, Arc::clone(&shared))?;
+        let checkpointer = Checkpointer::start(open_connection(path, Role::Checkpointer)?)?;
+        let writer = Writer::start(writer_conn, Arc::clone(&shared), checkpointer)?;
         Ok(SqliteStore { writer, shared, readers: Arc::new(Readers { conns: readers, next: AtomicUsize::new(0) }) })
     }
 

@@ -23,6 +23,7 @@ use optin_store::StoreError;
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
+use crate::checkpoint::Checkpointer;
 use crate::error::{BatchFailed, CommandPanicked, WriterGone, db_error};
 use crate::follow::{FoldMap, IndexUpdate, Shared};
 use crate::rows;
@@ -77,11 +78,15 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(conn: Connection, shared: Arc<Shared>) -> Result<Writer, StoreError> {
+    pub(crate) fn start(
+        conn: Connection,
+        shared: Arc<Shared>,
+        checkpointer: Checkpointer,
+    ) -> Result<Writer, StoreError> {
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("optin-sqlite-writer".to_owned())
-            .spawn(move || run(&conn, &receiver, &shared))
+            .spawn(move || run(&conn, &receiver, &shared, &checkpointer))
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(Writer { sender: Some(sender), thread: Some(thread) })
     }
@@ -111,7 +116,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(conn: &Connection, receiver: &Receiver<Box<dyn Job>>, shared: &Shared) {
+fn run(conn: &Connection, receiver: &Receiver<Box<dyn Job>>, shared: &Shared, checkpointer: &Checkpointer) {
     let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = receiver.recv() {
         jobs.push(first);
@@ -121,13 +126,16 @@ fn run(conn: &Connection, receiver: &Receiver<Box<dyn Job>>, shared: &Shared) {
                 Err(_) => break,
             }
         }
-        run_batch(conn, &mut jobs, shared);
+        if run_batch(conn, &mut jobs, shared) {
+            checkpointer.committed();
+        }
     }
     tracing::debug!("the SQLite writer thread stops");
 }
 
+/// Runs and answers one batch; true when it committed.
 #[tracing::instrument(skip_all, fields(commands = jobs.len()))]
-fn run_batch(conn: &Connection, jobs: &mut Vec<Box<dyn Job>>, shared: &Shared) {
+fn run_batch(conn: &Connection, jobs: &mut Vec<Box<dyn Job>>, shared: &Shared) -> bool {
     let mut batch = Batch::new(conn);
     let outcome = run_in_transaction(&mut batch, jobs);
     let failed = match outcome {
@@ -146,9 +154,11 @@ fn run_batch(conn: &Connection, jobs: &mut Vec<Box<dyn Job>>, shared: &Shared) {
             Some(BatchFailed(Arc::new(error)))
         }
     };
+    let committed = failed.is_none();
     for job in jobs.drain(..) {
         job.answer(failed.as_ref());
     }
+    committed
 }
 
 fn run_in_transaction(batch: &mut Batch<'_>, jobs: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {

@@ -17,6 +17,8 @@ use crate::store::Store;
 
 /// How far in the future a `collected_at` may be, to allow for clients' clock skew.
 pub const CLOCK_SKEW_ALLOWANCE: SignedDuration = SignedDuration::from_secs(60);
+/// Consent older than this is a data error (and beyond what every store can represent).
+pub const EARLIEST_COLLECTED_AT: Timestamp = Timestamp::constant(946_684_800, 0);
 
 /// Checks a notice text against the requirements and registers it as the next version.
 pub async fn register_notice(
@@ -93,6 +95,9 @@ pub async fn record_opt_in(
     let collected_at = truncate_to_microseconds(input.collected_at.unwrap_or(now));
     if collected_at > now + CLOCK_SKEW_ALLOWANCE {
         problems.push("collected_at_in_future", "collected_at is in the future");
+    }
+    if collected_at < EARLIEST_COLLECTED_AT {
+        problems.push("collected_at_out_of_range", "collected_at is before the year 2000");
     }
     let evidence =
         method.and_then(|m| problems.take(Evidence::for_method(m, input.evidence).map_err(|e| problem(e.code(), e))));

@@ -113,7 +113,8 @@ fn global_numbers(count: usize) -> Vec<PhoneNumber> {
 async fn create_business(store: &dyn Store) -> anyhow::Result<(Business, String, optin_store::Notice)> {
     let categories = [("order_updates", "utility"), ("offers", "marketing")]
         .map(|(name, kind)| CategoryInput { name: name.into(), template_category: kind.into() });
-    let (business, key) = optin_store::tenancy::create_business(store, "Bench Shoes", &categories, Timestamp::now()).await?;
+    let (business, key) =
+        optin_store::tenancy::create_business(store, "Bench Shoes", &categories, Timestamp::now()).await?;
     let notice = optin_store::intake::register_notice(store, &business, NOTICE, "en", Timestamp::now()).await?;
     Ok((business, key.secret, notice))
 }
@@ -124,7 +125,8 @@ async fn load_contacts(
     notice: &optin_store::Notice,
     numbers: &[PhoneNumber],
 ) -> anyhow::Result<()> {
-    let evidence = Evidence::recorded(json!({"batch_id": "bench", "original_method": "web_form"}).as_object().cloned().unwrap());
+    let evidence =
+        Evidence::recorded(json!({"batch_id": "bench", "original_method": "web_form"}).as_object().cloned().unwrap());
     let notice_ref = NoticeRef {
         id: notice.id,
         version: notice.version,
@@ -219,11 +221,19 @@ fn run_wrk(
         .lines()
         .filter(|l| {
             let l = l.trim_start();
-            l.starts_with("Requests/sec") || l.starts_with("50%") || l.starts_with("90%") || l.starts_with("99%")
-                || l.contains("requests in") || l.starts_with("Non-2xx") || l.starts_with("Socket errors")
+            l.starts_with("Requests/sec")
+                || l.starts_with("50%")
+                || l.starts_with("90%")
+                || l.starts_with("99%")
+                || l.contains("requests in")
+                || l.starts_with("Non-2xx")
+                || l.starts_with("Socket errors")
         })
         .collect();
-    println!("  wrk -t{threads} -c{connections} -d{seconds}s: {}", summary.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" | "));
+    println!(
+        "  wrk -t{threads} -c{connections} -d{seconds}s: {}",
+        summary.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" | ")
+    );
     let unexpected = stderr.lines().filter(|l| l.starts_with("unexpected status")).count();
     if unexpected > 0 {
         println!("  {unexpected} unexpected statuses, e.g. {}", stderr.lines().next().unwrap_or_default());

@@ -106,7 +106,8 @@ mod tests {
 
     #[test]
     fn passwords_never_appear_in_debug_output() {
-        let url = DatabaseUrl::resolve(Some("postgres://optin:s3cret@db:5432/optin?password=other"), Path::new(".")).unwrap();
+        let url =
+            DatabaseUrl::resolve(Some("postgres://optin:s3cret@db:5432/optin?password=other"), Path::new(".")).unwrap();
         let shown = format!("{url:?}");
         assert_eq!(shown, "postgres://optin:***@db:5432/optin");
         assert!(!shown.contains("s3cret") && !shown.contains("other"));

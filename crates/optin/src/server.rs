@@ -45,9 +45,8 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     if settings.demo {
         ensure_demo_business(store.as_ref(), &settings.data_dir).await?;
     }
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("while binding {}", settings.listen))?;
+    let listener =
+        TcpListener::bind(settings.listen).await.with_context(|| format!("while binding {}", settings.listen))?;
     tracing::info!(listen = %listener.local_addr()?, database = ?settings.database, "optin is serving");
     let router = optin_http::router(AppState::new(store, settings.http));
     serve(router, listener, shutdown_signal()).await?;
@@ -82,10 +81,8 @@ async fn ensure_demo_business(store: &dyn Store, data_dir: &Path) -> anyhow::Res
     let (business, key) = optin_store::tenancy::create_business(store, DEMO_BUSINESS_NAME, &categories, now).await?;
     let notice = optin_store::intake::register_notice(store, &business, DEMO_NOTICE, "en", now).await?;
     let file = data_dir.join(DEMO_KEY_FILE);
-    let contents = format!(
-        "OPTIN_BUSINESS_ID={}\nOPTIN_API_KEY={}\nOPTIN_NOTICE_ID={}",
-        business.id, key.secret, notice.id
-    );
+    let contents =
+        format!("OPTIN_BUSINESS_ID={}\nOPTIN_API_KEY={}\nOPTIN_NOTICE_ID={}", business.id, key.secret, notice.id);
     write_secret_file(&file, &contents)?;
     println!(
         "Created the demo business \"{DEMO_BUSINESS_NAME}\" with categories order_updates and offers.\n\

@@ -69,7 +69,7 @@ fn opt_in_then_opt_out_of_one_category() {
 #[test]
 fn opting_in_again_never_downgrades_or_moves_the_start() {
     let first = opt_in(1, 0, 0, &["offers"]);
-    let state = replay(&[first.clone()]);
+    let state = replay(std::slice::from_ref(&first));
     let again = opt_in(2, 50, 50, &["offers"]);
     let folded = apply(&state, &again);
     assert!(folded.changed.is_empty());
@@ -81,7 +81,7 @@ fn opting_in_again_never_downgrades_or_moves_the_start() {
 fn an_old_opt_in_recorded_after_a_newer_opt_out_does_not_resubscribe() {
     let out = opt_out(1, 100, &["offers"]);
     let late_import = opt_in(2, 50, 200, &["offers"]);
-    let state = replay(&[out.clone()]);
+    let state = replay(std::slice::from_ref(&out));
     assert_eq!(apply(&state, &late_import).outcomes, [(category("offers"), CategoryOutcome::SupersededByOptOut)]);
     assert_eq!(statuses(&replay(&[out, late_import])), [("offers", ConsentStatus::OptedOut)]);
 }

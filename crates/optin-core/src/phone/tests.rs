@@ -150,9 +150,7 @@ fn the_global_benchmark_mix_is_valid_mobile_numbers() {
     let seeds: Vec<&str> =
         include_str!("../../benches/global_mobile_numbers.txt").lines().filter(|l| l.starts_with('+')).collect();
     assert!(seeds.len() >= 60);
-    let failures: Vec<_> = seeds
-        .iter()
-        .filter(|seed| PhoneNumber::parse(seed, None).map(|p| p.e164()).as_deref() != Ok(**seed))
-        .collect();
+    let failures: Vec<_> =
+        seeds.iter().filter(|seed| PhoneNumber::parse(seed, None).map(|p| p.e164()).as_deref() != Ok(**seed)).collect();
     assert!(failures.is_empty(), "not valid mobile numbers: {failures:?}");
 }

@@ -113,10 +113,8 @@ pub async fn run_business(global: &GlobalArgs, output: Output, command: Business
             let (business, key) = tenancy::create_business(store, &name, &categories, Timestamp::now()).await?;
             let mut value = business_json(&business);
             value["api_key"] = json!({"id": key.record.id, "secret": key.secret, "label": key.record.label});
-            let text = format!(
-                "created business {} ({})\nAPI key (shown once): {}",
-                business.name, business.id, key.secret
-            );
+            let text =
+                format!("created business {} ({})\nAPI key (shown once): {}", business.name, business.id, key.secret);
             output.print(&value, text);
         }
         BusinessCommand::List => {
@@ -126,9 +124,13 @@ pub async fn run_business(global: &GlobalArgs, output: Output, command: Business
             output.print(&value, lines.join("\n"));
         }
         BusinessCommand::AddCategory { business, categories } => {
-            let categories = tenancy::parse_categories(&parse_category_args(&categories)?).map_err(Failure::Rejected)?;
+            let categories =
+                tenancy::parse_categories(&parse_category_args(&categories)?).map_err(Failure::Rejected)?;
             let updated = store.add_categories(business.parse()?, &categories).await.map_err(not_found_business)?;
-            output.print(&business_json(&updated), format!("{} now has {} categories", updated.name, updated.categories.len()));
+            output.print(
+                &business_json(&updated),
+                format!("{} now has {} categories", updated.name, updated.categories.len()),
+            );
         }
         BusinessCommand::BrandNames { business, names } => {
             let updated = tenancy::set_brand_names(store, business.parse()?, &names).await?;
@@ -153,9 +155,10 @@ pub async fn run_key(global: &GlobalArgs, output: Output, command: KeyCommand) -
             let key_id: ApiKeyId =
                 key.trim().parse().map_err(|_| Failure::rejected("invalid_key_id", "the key id is not a UUID"))?;
             store.revoke_api_key(business.parse()?, key_id, Timestamp::now()).await.map_err(|error| match error {
-                optin_store::StoreError::NotFound => {
-                    Failure::Rejected(Rejection::not_found("key_not_found", "this business has no active key with this id"))
-                }
+                optin_store::StoreError::NotFound => Failure::Rejected(Rejection::not_found(
+                    "key_not_found",
+                    "this business has no active key with this id",
+                )),
                 other => other.into(),
             })?;
             output.print(&json!({"revoked": key_id}), format!("revoked key {key_id}"));
@@ -168,7 +171,14 @@ pub async fn run_key(global: &GlobalArgs, output: Output, command: KeyCommand) -
                 .collect();
             let lines: Vec<String> = keys
                 .iter()
-                .map(|k| format!("{}  {}  {}", k.id, k.label, k.revoked_at.map_or("active".to_owned(), |t| format!("revoked {t}"))))
+                .map(|k| {
+                    format!(
+                        "{}  {}  {}",
+                        k.id,
+                        k.label,
+                        k.revoked_at.map_or("active".to_owned(), |t| format!("revoked {t}"))
+                    )
+                })
                 .collect();
             output.print(&json!({"keys": values}), lines.join("\n"));
         }
@@ -188,15 +198,23 @@ pub async fn run_notice(global: &GlobalArgs, output: Output, command: NoticeComm
                 (None, None) => unreachable!("clap requires --text or --file"),
             };
             let business = tenancy::require_business(store, business.parse()?).await?;
-            let notice = optin_store::intake::register_notice(store, &business, &text, &language, Timestamp::now()).await?;
+            let notice =
+                optin_store::intake::register_notice(store, &business, &text, &language, Timestamp::now()).await?;
             let warnings: Vec<&str> = notice.warnings.iter().map(|w| w.code()).collect();
-            let text = format!("registered notice {} (version {}); warnings: {}", notice.id, notice.version, warnings.join(", "));
+            let text = format!(
+                "registered notice {} (version {}); warnings: {}",
+                notice.id,
+                notice.version,
+                warnings.join(", ")
+            );
             output.print(&notice_json(&notice), text);
         }
         NoticeCommand::List { business } => {
             let notices = store.list_notices(business.parse()?).await?;
-            let lines: Vec<String> =
-                notices.iter().map(|n| format!("{}  v{}  {}  {}", n.id, n.version, n.language.as_str(), n.text.as_str())).collect();
+            let lines: Vec<String> = notices
+                .iter()
+                .map(|n| format!("{}  v{}  {}  {}", n.id, n.version, n.language.as_str(), n.text.as_str()))
+                .collect();
             output.print(&json!({"notices": notices.iter().map(notice_json).collect::<Vec<_>>()}), lines.join("\n"));
         }
     }

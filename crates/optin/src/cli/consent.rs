@@ -117,7 +117,10 @@ pub enum ContactCommand {
     },
 }
 
-async fn open_business(global: &GlobalArgs, business: &BusinessArg) -> Result<(std::sync::Arc<dyn Store>, Business), Failure> {
+async fn open_business(
+    global: &GlobalArgs,
+    business: &BusinessArg,
+) -> Result<(std::sync::Arc<dyn Store>, Business), Failure> {
     let store = global.database()?.open().await?;
     let business = tenancy::require_business(store.as_ref(), business.parse()?).await?;
     Ok((store, business))
@@ -126,7 +129,10 @@ async fn open_business(global: &GlobalArgs, business: &BusinessArg) -> Result<(s
 pub async fn opt_in(global: &GlobalArgs, output: Output, args: OptInArgs) -> Result<ExitCode, Failure> {
     let collected_at = match &args.collected_at {
         Some(text) => Some(text.parse::<Timestamp>().map_err(|_| {
-            Failure::rejected("invalid_collected_at", "collected_at must be an RFC 3339 time, e.g. 2026-01-31T09:30:00Z")
+            Failure::rejected(
+                "invalid_collected_at",
+                "collected_at must be an RFC 3339 time, e.g. 2026-01-31T09:30:00Z",
+            )
         })?),
         None => None,
     };
@@ -204,7 +210,13 @@ pub async fn run_contact(global: &GlobalArgs, output: Output, command: ContactCo
         let mut rendered = Vec::with_capacity(history.len());
         for entry in &history {
             let event = entry.event().map_err(|e| Failure::Other(anyhow::anyhow!("unreadable ledger entry: {e}")))?;
-            lines.push(format!("  #{} {} {} {}", entry.index, event.recorded_at, event.kind(), serde_json::to_string(&event.change).unwrap_or_default()));
+            lines.push(format!(
+                "  #{} {} {} {}",
+                entry.index,
+                event.recorded_at,
+                event.kind(),
+                serde_json::to_string(&event.change).unwrap_or_default()
+            ));
             rendered.push(json!({"chain_index": entry.index, "hash": entry.hash.to_hex(), "event": event}));
         }
         value["events"] = Value::Array(rendered);
@@ -214,14 +226,15 @@ pub async fn run_contact(global: &GlobalArgs, output: Output, command: ContactCo
 }
 
 fn print_recorded(output: Output, recorded: &Recorded, what: &str) {
-    let outcomes: Vec<Value> = recorded
-        .outcomes
-        .iter()
-        .map(|(category, outcome)| json!({"category": category, "outcome": outcome}))
-        .collect();
+    let outcomes: Vec<Value> =
+        recorded.outcomes.iter().map(|(category, outcome)| json!({"category": category, "outcome": outcome})).collect();
     let lines: Vec<String> = recorded.outcomes.iter().map(|(c, o)| format!("  {c}: {o:?}")).collect();
-    let text = format!("recorded {what} {} (ledger #{})\n{}", recorded.event_id, recorded.chain_index, lines.join("\n"));
-    output.print(&json!({"event_id": recorded.event_id, "chain_index": recorded.chain_index, "categories": outcomes}), text);
+    let text =
+        format!("recorded {what} {} (ledger #{})\n{}", recorded.event_id, recorded.chain_index, lines.join("\n"));
+    output.print(
+        &json!({"event_id": recorded.event_id, "chain_index": recorded.chain_index, "categories": outcomes}),
+        text,
+    );
 }
 
 fn parse_region(country: Option<&str>) -> Result<Option<Region>, Failure> {

@@ -58,7 +58,16 @@ fn stderr(output: &Output) -> String {
 
 async fn the_whole_flow_works_from_the_command_line(backend: Backend) {
     let cli = Cli::new(backend).await;
-    let business = cli.json(&["business", "create", "--name", "Acme Shoes", "--category", "order_updates:utility", "--category", "offers:marketing"]);
+    let business = cli.json(&[
+        "business",
+        "create",
+        "--name",
+        "Acme Shoes",
+        "--category",
+        "order_updates:utility",
+        "--category",
+        "offers:marketing",
+    ]);
     let id = business["id"].as_str().unwrap().to_owned();
     assert!(business["api_key"]["secret"].as_str().unwrap().starts_with("optin_sk_"));
     let notice = cli.json(&["notice", "add", "--business", &id, "--language", "en", "--text", NOTICE]);
@@ -66,15 +75,30 @@ async fn the_whole_flow_works_from_the_command_line(backend: Backend) {
     assert_eq!(notice["version"], 1);
 
     let opt_in = cli.json(&[
-        "opt-in", "--business", &id, "--phone", "(415) 555-2671", "--country", "US", "--category", "offers",
-        "--method", "paper", "--notice", &notice_id, "--evidence-field", &format!("document_sha256={}", "ab".repeat(32)),
-        "--evidence-field", "collected_by=store 12",
+        "opt-in",
+        "--business",
+        &id,
+        "--phone",
+        "(415) 555-2671",
+        "--country",
+        "US",
+        "--category",
+        "offers",
+        "--method",
+        "paper",
+        "--notice",
+        &notice_id,
+        "--evidence-field",
+        &format!("document_sha256={}", "ab".repeat(32)),
+        "--evidence-field",
+        "collected_by=store 12",
     ]);
     assert_eq!(opt_in["chain_index"], 1);
 
     let allowed = cli.run(&["check", "--business", &id, "--phone", "+14155552671", "--category", "offers"]);
     assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
-    let refused = cli.run(&["check", "--business", &id, "--phone", "+14155552671", "--category", "order_updates", "--json"]);
+    let refused =
+        cli.run(&["check", "--business", &id, "--phone", "+14155552671", "--category", "order_updates", "--json"]);
     assert_eq!(refused.status.code(), Some(1));
     let decision: Value = serde_json::from_slice(&refused.stdout).unwrap();
     assert_eq!(decision["reasons"][0]["code"], "no_opt_in");
@@ -109,11 +133,26 @@ async fn errors_have_stable_codes_on_stderr_and_a_failure_status(backend: Backen
     let refused_notice = cli.run(&["notice", "add", "--business", &id, "--language", "en", "--text", "Hello there"]);
     assert_eq!(refused_notice.status.code(), Some(2));
     let text = stderr(&refused_notice);
-    assert!(text.contains("error[notice_missing_business_name]") && text.contains("error[notice_missing_opt_in_statement]"), "{text}");
+    assert!(
+        text.contains("error[notice_missing_business_name]") && text.contains("error[notice_missing_opt_in_statement]"),
+        "{text}"
+    );
 
     let bad_opt_in = cli.run(&[
-        "opt-in", "--business", &id, "--phone", "12", "--country", "US", "--category", "nope", "--method", "pigeon",
-        "--notice", "x", "--json",
+        "opt-in",
+        "--business",
+        &id,
+        "--phone",
+        "12",
+        "--country",
+        "US",
+        "--category",
+        "nope",
+        "--method",
+        "pigeon",
+        "--notice",
+        "x",
+        "--json",
     ]);
     assert_eq!(bad_opt_in.status.code(), Some(2));
     let problem: Value = serde_json::from_slice(&bad_opt_in.stderr).expect("--json errors are JSON on stderr");
@@ -121,7 +160,15 @@ async fn errors_have_stable_codes_on_stderr_and_a_failure_status(backend: Backen
     assert_eq!(codes, ["invalid_phone", "unknown_category", "unknown_method", "unknown_notice"]);
     assert!(bad_opt_in.stdout.is_empty());
 
-    let unknown_business = cli.run(&["check", "--business", "00000000-0000-0000-0000-000000000000", "--phone", "+14155552671", "--category", "offers"]);
+    let unknown_business = cli.run(&[
+        "check",
+        "--business",
+        "00000000-0000-0000-0000-000000000000",
+        "--phone",
+        "+14155552671",
+        "--category",
+        "offers",
+    ]);
     assert_eq!(unknown_business.status.code(), Some(2));
     assert!(stderr(&unknown_business).contains("error[business_not_found]"));
 

@@ -80,15 +80,8 @@ async fn first_start_generates_an_operator_token_once_and_a_demo_business() {
         assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
     }
     let client = reqwest::Client::new();
-    let businesses: serde_json::Value = client
-        .get(format!("{address}/v1/businesses"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let businesses: serde_json::Value =
+        client.get(format!("{address}/v1/businesses")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(businesses["businesses"][0]["name"], "Demo Shoes");
     let demo = std::fs::read_to_string(directory.path().join("demo-business")).unwrap();
     let key = demo.lines().find_map(|l| l.strip_prefix("OPTIN_API_KEY=")).unwrap();
@@ -119,7 +112,8 @@ async fn an_admin_token_from_the_environment_replaces_the_stored_one() {
     let client = reqwest::Client::new();
     let ok = client.get(format!("{address}/v1/businesses")).bearer_auth(token).send().await.unwrap();
     assert_eq!(ok.status(), 200);
-    let wrong = client.get(format!("{address}/v1/businesses")).bearer_auth("optin_op_wrong-token-000000").send().await.unwrap();
+    let wrong =
+        client.get(format!("{address}/v1/businesses")).bearer_auth("optin_op_wrong-token-000000").send().await.unwrap();
     assert_eq!(wrong.status(), 401);
     let printed = server.stop();
     assert!(printed.iter().all(|l| !l.contains(token)), "an environment token is never printed");

@@ -83,6 +83,8 @@ async fn a_contact_without_events_has_every_category_at_none(app: TestApp) {
         assert_eq!(category["status"], "none");
         assert!(category["since"].is_null() && category["event_id"].is_null() && category["method"].is_null());
     }
+    let unencoded = app.as_business(Method::GET, "/v1/contacts/+14155552671", &acme.key).send().await.unwrap();
+    assert_eq!(expect_json(unencoded, StatusCode::OK).await, contact);
     let events = expect_json(app.get_contact_events(&acme.key, PHONE).await, StatusCode::OK).await;
     assert_eq!(events["events"], json!([]));
     let report = app.verify_ledger(&acme.key).await;

@@ -47,14 +47,14 @@ async fn a_revoked_key_stops_authenticating_at_once(app: TestApp) {
     assert_eq!(issued["label"], "ci");
     let second_key = text(&issued["secret"]);
     assert!(second_key.starts_with("optin_sk_"));
-    assert_eq!(app.decide(&second_key, PHONE, "offers").await.0, false);
+    assert!(!app.decide(&second_key, PHONE, "offers").await.0, "the new key works");
 
     let revoke_path = format!("{keys_path}/{}", text(&issued["id"]));
     let revoked = app.operator(Method::DELETE, &revoke_path).send().await.unwrap();
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     let response = app.as_business(Method::GET, "/v1/business", &second_key).send().await.unwrap();
     expect_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    assert_eq!(app.decide(&acme.key, PHONE, "offers").await.0, false, "the first key still works");
+    assert!(!app.decide(&acme.key, PHONE, "offers").await.0, "the first key still works");
 
     let again = app.operator(Method::DELETE, &revoke_path).send().await.unwrap();
     expect_problem(again, StatusCode::NOT_FOUND, "key_not_found").await;

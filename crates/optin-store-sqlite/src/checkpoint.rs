@@ -1,0 +1,71 @@
+//! WAL checkpoints on their own thread, off the writer's commit path.
+//!
+//! A checkpoint copies committed pages from the WAL back into the database file and fsyncs it.
+//! SQLite's default runs one inline after the commit that grows the WAL past 1000 pages, so the
+//! writer and every caller of that batch wait for it. Here the writer only signals this thread
+//! after each commit; the thread waits a little (to copy many commits at once), then runs a
+//! PASSIVE checkpoint, which never blocks the writer or readers. The writer keeps SQLite's
+//! automatic checkpoint with a high threshold ([`BACKSTOP_PAGES`]) as a backstop: under a
+//! sustained load the WAL is only reset when a checkpoint has copied all of it, which the inline
+//! one guarantees now and then.
+
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use optin_store::StoreError;
+use rusqlite::Connection;
+
+/// How long the checkpointer lets commits accumulate before copying them.
+const COALESCE: Duration = Duration::from_millis(100);
+/// WAL size (pages) at which the writer checkpoints inline anyway.
+pub(crate) const BACKSTOP_PAGES: i64 = 8_192;
+
+pub(crate) struct Checkpointer {
+    signal: Option<SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    pub(crate) fn start(conn: Connection) -> Result<Checkpointer, StoreError> {
+        let (signal, signals) = std::sync::mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("optin-sqlite-checkpoint".to_owned())
+            .spawn(move || run(&conn, &signals))
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(Checkpointer { signal: Some(signal), thread: Some(thread) })
+    }
+
+    /// Tells the checkpointer that a transaction committed (never blocks).
+    pub(crate) fn committed(&self) {
+        if let Some(signal) = &self.signal {
+            match signal.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+            }
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.signal.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(conn: &Connection, signals: &Receiver<()>) {
+    while signals.recv().is_ok() {
+        std::thread::sleep(COALESCE);
+        while signals.try_recv().is_ok() {}
+        let result: rusqlite::Result<(i64, i64, i64)> =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)));
+        match result {
+            Ok((_, wal_pages, copied)) => tracing::trace!(wal_pages, copied, "checkpointed the WAL"),
+            Err(error) => tracing::warn!(%error, "a WAL checkpoint failed"),
+        }
+    }
+    // Leave as little WAL as possible behind when the store closes.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+}
