@@ -27,6 +27,7 @@ impl FromRequestParts<AppState> for BusinessAuth {
         let store = state.store();
         let business_id = store.authenticate(&hash_secret(token)).await?.ok_or(ApiError::Unauthorized)?;
         let business = store.business(business_id).await?.ok_or(ApiError::Unauthorized)?;
+        tracing::Span::current().record("business", tracing::field::display(business.id));
         Ok(BusinessAuth(business))
     }
 }

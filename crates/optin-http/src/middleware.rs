@@ -2,8 +2,8 @@
 //!
 //! 1. `Authorization` is marked sensitive, so no layer logs it;
 //! 2. a request id (`x-request-id`, kept if the client sent one) is set, and echoed back;
-//! 3. a request span with the method, the *route template* (raw paths hold phone numbers) and
-//!    the request id;
+//! 3. a request span with the method, the *route template* (raw paths hold phone numbers), the
+//!    request id and, once authenticated, the business id;
 //! 4. [`Observe`]: the request timeout (problem 503 `request_timeout`), metrics per method, route
 //!    and status, and the log of server failures' causes (inside the span);
 //! 5. panics become an opaque problem 500;
@@ -60,7 +60,8 @@ pub(crate) fn wrap(router: Router<AppState>, state: &AppState) -> Router<AppStat
 fn request_span(request: &Request) -> Span {
     let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    tracing::info_span!("request", method = %request.method(), route, request_id)
+    // `business` is recorded by the `BusinessAuth` extractor once the key is known.
+    tracing::info_span!("request", method = %request.method(), route, request_id, business = tracing::field::Empty)
 }
 
 /// Request ids `<random per router>-<sequence>`: unique without a random draw per request.

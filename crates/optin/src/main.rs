@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(&cli.global, args).await,
             command => {
-                optin::telemetry::init("warn");
+                optin::telemetry::init(optin::telemetry::CLI_FILTER);
                 optin::cli::run(&cli.global, command).await
             }
         }
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(global: &optin::cli::GlobalArgs, args: optin::cli::ServeArgs) -> ExitCode {
-    optin::telemetry::init("info,tower_http=warn");
+    optin::telemetry::init(optin::telemetry::SERVE_FILTER);
     let settings = match global.database() {
         Ok(database) => ServeSettings {
             listen: args.listen,

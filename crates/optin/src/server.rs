@@ -39,6 +39,7 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("while creating the data directory {}", settings.data_dir.display()))?;
     let store = settings.database.open().await?;
+    warm_up_phone_parser();
     announce_operator_token(
         ensure_operator_token(store.as_ref(), settings.admin_token.as_deref(), &settings.data_dir).await?,
     );
@@ -52,6 +53,12 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     serve(router, listener, shutdown_signal()).await?;
     tracing::info!("optin stopped");
     Ok(())
+}
+
+/// The phone-number metadata loads on first use (seconds in debug builds); load it before serving.
+fn warm_up_phone_parser() {
+    let parsed = optin_core::phone::PhoneNumber::parse("+14155552671", None);
+    debug_assert!(parsed.is_ok());
 }
 
 fn announce_operator_token(outcome: OperatorToken) {

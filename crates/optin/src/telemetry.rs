@@ -6,6 +6,12 @@
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 
+/// Default filter of `optin serve`. Database drivers stay at info: at debug they log query
+/// parameters, which include phone numbers.
+pub const SERVE_FILTER: &str = "info,tower_http=warn,tokio_postgres=info,rusqlite=info";
+/// Default filter of the other commands: only problems, on stderr.
+pub const CLI_FILTER: &str = "warn";
+
 /// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset.
 pub fn init(default_filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));

@@ -33,6 +33,8 @@ pub enum Backend {
 enum Database {
     Sqlite(TempDir),
     Postgres(TestDatabase),
+    /// A second server on the first one's database, which the first app keeps alive.
+    Shared { sqlite_file: Option<std::path::PathBuf>, postgres_url: Option<String> },
 }
 
 pub struct TestApp {
@@ -65,11 +67,18 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         }
     };
     store.set_operator_token_hash(&hash_secret(OPERATOR_TOKEN), Timestamp::now()).await.unwrap();
+    serve_store(store, database).await
+}
+
+/// Serves the router over `store` through the same function `optin serve` uses.
+async fn serve_store(store: Arc<dyn Store>, database: Database) -> TestApp {
     let settings = HttpSettings { body_limit_bytes: BODY_LIMIT, ..HttpSettings::default() };
     let router = optin_http::router(AppState::new(store, settings));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
     let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await.expect("the test server runs") });
+    tokio::spawn(async move {
+        optin::server::serve(router, listener, std::future::pending()).await.expect("the test server runs")
+    });
     TestApp { address, client: reqwest::Client::new(), database }
 }
 
@@ -85,11 +94,30 @@ fn init_test_logging() {
 }
 
 impl TestApp {
+    /// Another server with its own store on the same database: a second `optin serve` process
+    /// sharing the PostgreSQL database, or sharing the SQLite file (as the CLI does).
+    pub async fn second_server(&self) -> TestApp {
+        let (sqlite_file, postgres_url) = match &self.database {
+            Database::Sqlite(directory) => (Some(directory.path().join("optin.db")), None),
+            Database::Postgres(database) => (None, Some(database.url().to_owned())),
+            Database::Shared { sqlite_file, postgres_url } => (sqlite_file.clone(), postgres_url.clone()),
+        };
+        let store: Arc<dyn Store> = match (&sqlite_file, &postgres_url) {
+            (Some(path), _) => {
+                let path = path.clone();
+                Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&path)).await.unwrap().unwrap())
+            }
+            (None, Some(url)) => Arc::new(PostgresStore::connect(url).await.unwrap()),
+            (None, None) => unreachable!("a shared database has a location"),
+        };
+        serve_store(store, Database::Shared { sqlite_file, postgres_url }).await
+    }
+
     /// The PostgreSQL database's name, for tests that break it on purpose.
     pub fn postgres_database(&self) -> Option<&TestDatabase> {
         match &self.database {
             Database::Postgres(database) => Some(database),
-            Database::Sqlite(_) => None,
+            Database::Sqlite(_) | Database::Shared { .. } => None,
         }
     }
 

@@ -5,3 +5,4 @@ mod idempotency;
 mod input;
 mod operations;
 mod tenancy;
+mod two_servers;
