@@ -81,6 +81,18 @@ fn main() {
             })
         })
     });
+    group.bench_function("consent_bits_many, 1M contacts, random hits, 1000 per call", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            let mut done = 0;
+            while done < iters as usize {
+                let first = done % (lookups.len() - 1_000);
+                black_box(store.consent_bits_many(business.id, &lookups[first..first + 1_000]).unwrap());
+                done += 1_000;
+            }
+            started.elapsed()
+        })
+    });
     group.bench_function("consent_bits_now, unknown contacts", |b| {
         b.iter_custom(|iters| {
             let started = Instant::now();

@@ -8,6 +8,12 @@
 //! automatic checkpoint with a high threshold ([`BACKSTOP_PAGES`]) as a backstop: under a
 //! sustained load the WAL is only reset when a checkpoint has copied all of it, which the inline
 //! one guarantees now and then.
+//!
+//! Measured (64 concurrent opt-ins, `synchronous=FULL`, 100k contacts, this 2-core VM): SQLite's
+//! default (inline, 1000 pages) 3.8k/s; background + backstop at 8192 pages 4.7k/s, 32768 pages
+//! 5.4k/s, 65536 pages 6.3k/s, 131072 pages 6.9k/s. The writer's CPU per opt-in was the same
+//! (~99 µs) in all; what the backstop saves is the database-file fsync an inline checkpoint adds to
+//! a commit, which happens on every commit while the WAL stays above the threshold.
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
@@ -18,8 +24,10 @@ use rusqlite::Connection;
 
 /// How long the checkpointer lets commits accumulate before copying them.
 const COALESCE: Duration = Duration::from_millis(100);
-/// WAL size (pages) at which the writer checkpoints inline anyway.
-pub(crate) const BACKSTOP_PAGES: i64 = 8_192;
+/// WAL size (pages) at which the writer checkpoints inline anyway: 256 MiB with 4 KiB pages, so
+/// under a sustained load the WAL file may grow to about that (`journal_size_limit` shrinks it
+/// back once it is reset).
+pub(crate) const BACKSTOP_PAGES: i64 = 65_536;
 
 pub(crate) struct Checkpointer {
     signal: Option<SyncSender<()>>,

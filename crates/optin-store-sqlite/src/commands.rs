@@ -187,7 +187,8 @@ pub(crate) fn register_notice(batch: &mut Batch<'_>, notice: &NewNotice) -> Resu
 }
 
 /// Reads the contact's consent, folds the event, appends it to the chain after the head read in
-/// this transaction, writes the changed states and the new head.
+/// this transaction, writes the changed states and moves the head (written once per batch, before
+/// COMMIT: see `Batch::set_chain_head`).
 pub(crate) fn record_consent(batch: &mut Batch<'_>, event: &ConsentEvent) -> Result<Recorded, StoreError> {
     let conn = batch.conn;
     let business = event.business_id;
@@ -251,13 +252,6 @@ pub(crate) fn record_consent(batch: &mut Batch<'_>, event: &ConsentEvent) -> Res
             ])
             .map_err(db_error)?;
     }
-    conn.prepare_cached(
-        "INSERT INTO chain_heads (business_id, last_index, last_hash) VALUES (?1, ?2, ?3)
-         ON CONFLICT (business_id) DO UPDATE SET last_index = excluded.last_index, last_hash = excluded.last_hash",
-    )
-    .and_then(|mut stmt| stmt.execute(params![business_text, rows::index_to_sql(entry.index), entry.hash.to_hex()]))
-    .map_err(db_error)?;
-
     consent.extend(folded.changed);
     let bits = bits_over(names, &consent);
     batch.set_chain_head(business, entry.head());

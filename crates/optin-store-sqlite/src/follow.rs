@@ -30,17 +30,19 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use optin_core::business::Business;
 use optin_core::consent::{ConsentBits, ConsentStatus};
 use optin_core::ids::BusinessId;
+use optin_core::phone::PhoneNumber;
 use optin_store::StoreError;
 use rusqlite::Connection;
 
 use crate::error::{corrupt, db_error};
 use crate::rows::{self, stored_phone_key};
+use crate::table::ContactTable;
 
 pub(crate) type FoldMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 type FoldSet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
@@ -63,12 +65,12 @@ pub(crate) enum Follow {
 /// The consent of every contact of every business, as bits over the business's category slots.
 #[derive(Default)]
 pub(crate) struct ConsentIndex {
-    by_business: FoldMap<BusinessId, FoldMap<u64, ConsentBits>>,
+    by_business: FoldMap<BusinessId, ContactTable>,
 }
 
 impl ConsentIndex {
     pub(crate) fn get(&self, business: BusinessId, phone: u64) -> ConsentBits {
-        self.by_business.get(&business).and_then(|contacts| contacts.get(&phone)).copied().unwrap_or_default()
+        self.by_business.get(&business).and_then(|contacts| contacts.get(phone)).unwrap_or_default()
     }
 
     /// Sets a contact's bits; `None` when the contact has no consent rows.
@@ -79,7 +81,7 @@ impl ConsentIndex {
             }
             None => {
                 if let Some(contacts) = self.by_business.get_mut(&business) {
-                    contacts.remove(&phone);
+                    contacts.remove(phone);
                 }
             }
         }
@@ -150,13 +152,60 @@ impl TenancyCache {
     }
 }
 
+/// The WAL-index header the last catch-up started from, readable without a lock (a seqlock:
+/// readers never write shared memory, so lookups on several threads do not contend).
+/// Written only under the follower's mutex.
+struct VerifiedHeader {
+    /// Odd while a write is in progress.
+    sequence: AtomicU64,
+    words: [AtomicU64; 6],
+}
+
+impl VerifiedHeader {
+    fn new(header: Option<WalIndexHeader>) -> VerifiedHeader {
+        let verified = VerifiedHeader { sequence: AtomicU64::new(0), words: Default::default() };
+        if let Some(header) = header {
+            verified.set(&header);
+        }
+        verified
+    }
+
+    fn words(header: &WalIndexHeader) -> impl Iterator<Item = u64> + '_ {
+        header.chunks_exact(8).map(|chunk| u64::from_ne_bytes(chunk.try_into().expect("8-byte chunks")))
+    }
+
+    /// True only if the last completed `set` stored exactly `header`.
+    fn matches(&self, header: &WalIndexHeader) -> bool {
+        let before = self.sequence.load(Ordering::Acquire);
+        if before % 2 == 1 {
+            return false;
+        }
+        let equal = self
+            .words
+            .iter()
+            .zip(VerifiedHeader::words(header))
+            .all(|(word, expected)| word.load(Ordering::Relaxed) == expected);
+        fence(Ordering::Acquire);
+        equal && self.sequence.load(Ordering::Relaxed) == before
+    }
+
+    fn set(&self, header: &WalIndexHeader) {
+        self.sequence.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        for (word, value) in self.words.iter().zip(VerifiedHeader::words(header)) {
+            word.store(value, Ordering::Relaxed);
+        }
+        self.sequence.fetch_add(1, Ordering::Release);
+    }
+}
+
 /// State shared by the store's handles, its writer thread and its follower.
 pub(crate) struct Shared {
     index: RwLock<ConsentIndex>,
     tenancy: RwLock<TenancyCache>,
     follower: Mutex<Follower>,
     /// The WAL-index header read before the last catch-up (fast mode only).
-    verified: Mutex<Option<WalIndexHeader>>,
+    verified: VerifiedHeader,
     /// The `-shm` file, when its header can be read (fast mode).
     wal_index: Option<File>,
     /// Write transactions committed by this process's writer, and the commands they held.
@@ -215,7 +264,7 @@ impl Shared {
             index: RwLock::new(index),
             tenancy: RwLock::new(TenancyCache::default()),
             follower: Mutex::new(follower),
-            verified: Mutex::new(header),
+            verified: VerifiedHeader::new(header),
             wal_index,
             batches: AtomicU64::new(0),
             commands: AtomicU64::new(0),
@@ -228,16 +277,16 @@ impl Shared {
         let Some(header) = self.wal_index.as_ref().and_then(read_header) else {
             return self.ensure_fresh_slow();
         };
-        if *lock(&self.verified) == Some(header) {
+        if self.verified.matches(&header) {
             return Ok(());
         }
         let mut follower = lock(&self.follower);
         // Another caller may have caught up past this header while we waited.
-        if *lock(&self.verified) == Some(header) {
+        if self.verified.matches(&header) {
             return Ok(());
         }
         self.catch_up(&mut follower)?;
-        *lock(&self.verified) = Some(header);
+        self.verified.set(&header);
         Ok(())
     }
 
@@ -261,6 +310,11 @@ impl Shared {
 
     pub(crate) fn consent_bits(&self, business: BusinessId, phone: u64) -> ConsentBits {
         read(&self.index).get(business, phone)
+    }
+
+    pub(crate) fn consent_bits_many(&self, business: BusinessId, phones: &[PhoneNumber]) -> Vec<ConsentBits> {
+        let index = read(&self.index);
+        phones.iter().map(|phone| index.get(business, phone.key())).collect()
     }
 
     pub(crate) fn tenancy(&self) -> RwLockReadGuard<'_, TenancyCache> {

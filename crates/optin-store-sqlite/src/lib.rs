@@ -17,6 +17,7 @@ mod migrate;
 mod reads;
 mod rows;
 mod store;
+mod table;
 mod writer;
 
 pub use store::{SqliteStore, migrate};

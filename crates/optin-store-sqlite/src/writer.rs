@@ -175,6 +175,7 @@ fn run_in_transaction(batch: &mut Batch<'_>, jobs: &mut [Box<dyn Job>]) -> rusql
         }
         conn.prepare_cached("RELEASE command")?.execute([])?;
     }
+    batch.write_chain_heads()?;
     conn.prepare_cached("COMMIT")?.execute([])?;
     if failures > 0 {
         tracing::debug!(failures, "some commands of the batch failed and were rolled back");
@@ -187,6 +188,9 @@ pub(crate) struct Batch<'c> {
     pub(crate) conn: &'c Connection,
     /// Chain heads read or written in this transaction (valid only inside it).
     heads: FoldMap<BusinessId, Option<ChainHead>>,
+    /// Heads moved by this batch's commands, in order; the last one of each business is written
+    /// just before COMMIT.
+    moved_heads: Vec<(BusinessId, ChainHead)>,
     /// Category names in slot order, read in this transaction.
     categories: FoldMap<BusinessId, Vec<CategoryName>>,
     index_updates: Vec<IndexUpdate>,
@@ -198,6 +202,7 @@ pub(crate) struct Batch<'c> {
 struct Mark {
     index_updates: usize,
     own_seqs: usize,
+    moved_heads: usize,
 }
 
 impl<'c> Batch<'c> {
@@ -205,6 +210,7 @@ impl<'c> Batch<'c> {
         Batch {
             conn,
             heads: FoldMap::default(),
+            moved_heads: Vec::new(),
             categories: FoldMap::default(),
             index_updates: Vec::new(),
             own_seqs: Vec::new(),
@@ -212,12 +218,17 @@ impl<'c> Batch<'c> {
     }
 
     fn mark(&self) -> Mark {
-        Mark { index_updates: self.index_updates.len(), own_seqs: self.own_seqs.len() }
+        Mark {
+            index_updates: self.index_updates.len(),
+            own_seqs: self.own_seqs.len(),
+            moved_heads: self.moved_heads.len(),
+        }
     }
 
     fn reset_to(&mut self, mark: Mark) {
         self.index_updates.truncate(mark.index_updates);
         self.own_seqs.truncate(mark.own_seqs);
+        self.moved_heads.truncate(mark.moved_heads);
         // The rolled-back command may have moved a head or added categories.
         self.heads.clear();
         self.categories.clear();
@@ -227,6 +238,11 @@ impl<'c> Batch<'c> {
     pub(crate) fn chain_head(&mut self, business: BusinessId) -> Result<Option<ChainHead>, StoreError> {
         if let Some(head) = self.heads.get(&business) {
             return Ok(*head);
+        }
+        // Moved earlier in this batch (after a rollback cleared the cache): not in the table yet.
+        if let Some((_, head)) = self.moved_heads.iter().rev().find(|(b, _)| *b == business) {
+            self.heads.insert(business, Some(*head));
+            return Ok(Some(*head));
         }
         let stored: Option<(i64, String)> = self
             .conn
@@ -240,8 +256,27 @@ impl<'c> Batch<'c> {
         Ok(head)
     }
 
+    /// Moves the business's chain head; it is written to `chain_heads` before the batch commits.
     pub(crate) fn set_chain_head(&mut self, business: BusinessId, head: ChainHead) {
         self.heads.insert(business, Some(head));
+        self.moved_heads.push((business, head));
+    }
+
+    /// Writes the heads this batch moved (once per business rather than once per event).
+    fn write_chain_heads(&mut self) -> rusqlite::Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO chain_heads (business_id, last_index, last_hash) VALUES (?1, ?2, ?3)
+             ON CONFLICT (business_id) DO UPDATE SET last_index = excluded.last_index, last_hash = excluded.last_hash",
+        )?;
+        let mut written: Vec<BusinessId> = Vec::new();
+        for (business, head) in self.moved_heads.iter().rev() {
+            if !written.contains(business) {
+                stmt.execute((business.to_string(), rows::index_to_sql(head.index), head.hash.to_hex()))?;
+                written.push(*business);
+            }
+        }
+        self.moved_heads.clear();
+        Ok(())
     }
 
     /// The business's category names in slot order; `NotFound` for an unknown business.

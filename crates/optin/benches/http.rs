@@ -57,7 +57,7 @@ fn main() -> anyhow::Result<()> {
         audience.extend(unknown.iter().take(audience.len() / 9).copied());
         let decisions_file = write_numbers(directory.path(), "decisions.txt", &audience)?;
         let fresh_file = write_numbers(directory.path(), "fresh.txt", fresh)?;
-        let address = start_server(store.clone() as Arc<dyn Store>).await?;
+        let address = start_server(Arc::clone(&store) as Arc<dyn Store>).await?;
         let env = [("OPTIN_API_KEY", key.clone()), ("OPTIN_NOTICE_ID", notice.id.to_string())];
         println!("\nHTTP decisions (90% stored contacts, 10% unknown numbers), SQLite, {contacts} contacts:");
         run_wrk(&address, "decisions.lua", &decisions_file, 64, seconds, &env)?;
@@ -97,12 +97,12 @@ fn global_numbers(count: usize) -> Vec<PhoneNumber> {
         for seed in &seeds {
             let base: u64 = seed[1..].parse().expect("seed numbers are digits");
             let candidate = format!("+{}", base - base % 1_000_000 + (base % 1_000_000 + variant * 7_919) % 1_000_000);
-            if let Ok(phone) = PhoneNumber::parse(&candidate, None) {
-                if seen.insert(phone) {
-                    numbers.push(phone);
-                    if numbers.len() == count {
-                        return numbers;
-                    }
+            if let Ok(phone) = PhoneNumber::parse(&candidate, None)
+                && seen.insert(phone)
+            {
+                numbers.push(phone);
+                if numbers.len() == count {
+                    return numbers;
                 }
             }
         }

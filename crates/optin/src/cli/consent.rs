@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use jiff::Timestamp;
 use optin_core::business::Business;
 use optin_core::consent::{ConsentStatus, OptOutSource};
@@ -57,21 +57,6 @@ pub struct OptInArgs {
     evidence_fields: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum SourceArg {
-    Keyword,
-    Agent,
-    Api,
-    Email,
-    Platform,
-    Sms,
-    Ivr,
-    Web,
-    PreferencePage,
-    SupportDesk,
-    Other,
-}
-
 #[derive(Debug, Args)]
 pub struct OptOutArgs {
     #[command(flatten)]
@@ -81,9 +66,10 @@ pub struct OptOutArgs {
     /// A category to opt out of; repeatable. None means all categories.
     #[arg(long = "category")]
     categories: Vec<String>,
-    /// Where the opt-out came from.
-    #[arg(long, value_enum, default_value = "agent")]
-    source: SourceArg,
+    /// Where the opt-out came from: keyword, agent, api, email, platform, sms, ivr, web,
+    /// preference_page, support_desk or other.
+    #[arg(long, default_value = "agent", value_parser = parse_source)]
+    source: OptOutSource,
     /// Who recorded it (an agent's name, a system).
     #[arg(long)]
     recorded_by: String,
@@ -157,7 +143,7 @@ pub async fn opt_out(global: &GlobalArgs, output: Output, args: OptOutArgs) -> R
     let input = OptOutInput {
         phone: args.phone.input(),
         categories: (!args.categories.is_empty()).then_some(args.categories),
-        source: opt_out_source(args.source),
+        source: args.source,
         recorded_by: args.recorded_by,
         evidence,
     };
@@ -258,18 +244,7 @@ fn parse_evidence(json_text: Option<&str>, fields: &[String]) -> Result<Map<Stri
     Ok(evidence)
 }
 
-fn opt_out_source(source: SourceArg) -> OptOutSource {
-    match source {
-        SourceArg::Keyword => OptOutSource::Keyword,
-        SourceArg::Agent => OptOutSource::Agent,
-        SourceArg::Api => OptOutSource::Api,
-        SourceArg::Email => OptOutSource::Email,
-        SourceArg::Platform => OptOutSource::Platform,
-        SourceArg::Sms => OptOutSource::Sms,
-        SourceArg::Ivr => OptOutSource::Ivr,
-        SourceArg::Web => OptOutSource::Web,
-        SourceArg::PreferencePage => OptOutSource::PreferencePage,
-        SourceArg::SupportDesk => OptOutSource::SupportDesk,
-        SourceArg::Other => OptOutSource::Other,
-    }
+/// Opt-out sources have the same names on the command line as in the API.
+fn parse_source(text: &str) -> Result<OptOutSource, String> {
+    serde_json::from_value(Value::String(text.to_owned())).map_err(|_| format!("unknown source `{text}`"))
 }

@@ -34,7 +34,10 @@ enum Database {
     Sqlite(TempDir),
     Postgres(TestDatabase),
     /// A second server on the first one's database, which the first app keeps alive.
-    Shared { sqlite_file: Option<std::path::PathBuf>, postgres_url: Option<String> },
+    Shared {
+        sqlite_file: Option<std::path::PathBuf>,
+        postgres_url: Option<String>,
+    },
 }
 
 pub struct TestApp {

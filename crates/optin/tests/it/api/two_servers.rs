@@ -33,9 +33,14 @@ async fn a_key_revoked_through_one_server_stops_working_on_the_other(first: Test
     let business = first.create_business("Acme Shoes").await;
     expect_json(second.as_business(Method::GET, "/v1/business", &business.key).send().await.unwrap(), StatusCode::OK)
         .await;
-    let keys = expect_json(first.operator(Method::GET, &format!("/v1/businesses/{}/keys", business.id)).send().await.unwrap(), StatusCode::OK).await;
+    let keys = expect_json(
+        first.operator(Method::GET, &format!("/v1/businesses/{}/keys", business.id)).send().await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
     let key_id = keys["keys"][0]["id"].as_str().unwrap().to_owned();
-    let revoked = first.operator(Method::DELETE, &format!("/v1/businesses/{}/keys/{key_id}", business.id)).send().await.unwrap();
+    let revoked =
+        first.operator(Method::DELETE, &format!("/v1/businesses/{}/keys/{key_id}", business.id)).send().await.unwrap();
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     let refused = second.as_business(Method::GET, "/v1/business", &business.key).send().await.unwrap();
     expect_problem(refused, StatusCode::UNAUTHORIZED, "unauthorized").await;
