@@ -13,7 +13,7 @@
 //! exactly, but costs about 2.7 µs per call here (it opens and closes a read transaction, which
 //! takes and releases locks on the `-shm` file with system calls), more than the whole budget of a
 //! lookup. Instead we read the first copy of the WAL-index header (the first 48 bytes of the
-//! `-shm` file) with one `pread` (about 0.7 µs) and compare it with the header seen before the last
+//! `-shm` file) with one `pread` (0.5 to 0.7 µs here; opened with `O_NOATIME`) and compare it with the header seen before the last
 //! catch-up. That header is what SQLite itself compares to detect that its cache is stale: every
 //! commit, by any connection of any process, rewrites it (its change counter, frame count and
 //! checksums change) before the commit returns. So an unchanged header means that nothing was
@@ -21,6 +21,13 @@
 //! after the header was read and therefore sees at least the commits it announced. When the
 //! `-shm` file cannot be read (not WAL mode, another VFS), every call falls back to
 //! `PRAGMA data_version` under the follower's mutex.
+//!
+//! The header seen before the last catch-up is kept in a seqlock ([`VerifiedHeader`]), so the
+//! common case (nothing committed) takes no lock and writes no shared memory: a lookup costs the
+//! `pread`, a read lock and one probe of the contact table (see `table.rs`). Measured on this VM
+//! with 1M contacts: about 0.95 µs per exact lookup, of which ~0.5 µs is the system call and most of
+//! the rest the cache misses the system call causes. [`Shared::consent_bits_many`] checks once for
+//! a whole slice.
 //!
 //! Catch-up and the writer's own index updates are serialized by the follower's mutex, so a
 //! catch-up that read an older snapshot of a contact can never overwrite the writer's newer

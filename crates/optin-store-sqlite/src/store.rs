@@ -43,6 +43,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
 ///
 /// Several processes may open the same file (a server and the `optin` CLI): writes are serialized
 /// by SQLite's write lock, and each store follows the others' commits before answering reads.
+///
+/// A store holds seven connections (the writer's, the checkpointer's, the follower's and four
+/// readers') and two threads (`optin-sqlite-writer`, `optin-sqlite-checkpoint`); dropping it lets
+/// the writer finish the commands already sent, then joins both threads.
 pub struct SqliteStore {
     // Field order matters on drop: the writer thread finishes its commands first.
     writer: Writer,
@@ -72,10 +76,8 @@ enum Role {
 }
 
 fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_URI
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    // NO_MUTEX: each connection is used by one thread at a time (the writer's, or behind a Mutex).
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(db_error)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).map_err(db_error)?;
@@ -91,9 +93,6 @@ fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
             // Consent changes must survive a power loss: one fsync per batch.
             conn.pragma_update(None, "synchronous", "FULL").map_err(db_error)?;
             conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB).map_err(db_error)?;
-            if std::env::var_os("EXP_NO_FK").is_some() {
-                conn.pragma_update(None, "foreign_keys", "OFF").map_err(db_error)?;
-            }
             // Savepoints' journals stay in memory (they spill to a temporary file otherwise).
             conn.pragma_update(None, "temp_store", "MEMORY").map_err(db_error)?;
             // Checkpoints run on their own thread; this is only the backstop.

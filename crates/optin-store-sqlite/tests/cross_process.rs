@@ -151,3 +151,49 @@ async fn under_concurrency_every_write_is_seen_by_both_stores_once_it_returned()
     let report = verify_ledger(&stores[1], business.id).await.unwrap();
     assert!(report.is_intact() && report.verified_events == 200, "{report:?}");
 }
+
+/// Runs only as the child of `a_separate_process_is_followed`: opts a contact out of everything
+/// and revokes a key, through its own store, then exits.
+#[test]
+fn child_process_writes() {
+    let (Some(path), Some(business), Some(key)) = (
+        std::env::var_os("OPTIN_TEST_CHILD_DB"),
+        std::env::var("OPTIN_TEST_CHILD_BUSINESS").ok(),
+        std::env::var("OPTIN_TEST_CHILD_KEY").ok(),
+    ) else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = SqliteStore::open(std::path::Path::new(&path)).unwrap();
+        let business = store.business(business.parse().unwrap()).await.unwrap().unwrap();
+        opt_out(&store, &business, "+14155550177", None).await;
+        store.revoke_api_key(business.id, key.parse().unwrap(), Timestamp::now()).await.unwrap();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_process_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = SqliteStore::open(&db_path(&dir)).unwrap();
+    let (business, key, notice) = acme(&server).await;
+    opt_in(&server, &business, &notice, "+14155550177", &["offers", "order_updates"]).await;
+    let contact = phone("+14155550177");
+    assert_eq!(server.consent_bits(&business, contact).await.unwrap().opted_in, 0b11);
+    assert_eq!(server.authenticate(&key.record.secret_hash).await.unwrap(), Some(business.id));
+
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_process_writes", "--test-threads=1"])
+        .env("OPTIN_TEST_CHILD_DB", db_path(&dir))
+        .env("OPTIN_TEST_CHILD_BUSINESS", business.id.to_string())
+        .env("OPTIN_TEST_CHILD_KEY", key.record.id.to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child process failed: {status}");
+
+    assert_eq!(server.consent_bits(&business, contact).await.unwrap(), ConsentBits { opted_in: 0, opted_out: 0b11 });
+    assert_eq!(server.authenticate(&key.record.secret_hash).await.unwrap(), None);
+    let report = verify_ledger(&server, business.id).await.unwrap();
+    assert!(report.is_intact() && report.verified_events == 2, "{report:?}");
+}

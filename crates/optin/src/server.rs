@@ -46,11 +46,12 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     if settings.demo {
         ensure_demo_business(store.as_ref(), &settings.data_dir).await?;
     }
+    let shutdown = shutdown_signal();
     let listener =
         TcpListener::bind(settings.listen).await.with_context(|| format!("while binding {}", settings.listen))?;
     tracing::info!(listen = %listener.local_addr()?, database = ?settings.database, "optin is serving");
     let router = optin_http::router(AppState::new(store, settings.http));
-    serve(router, listener, shutdown_signal()).await?;
+    serve(router, listener, shutdown).await?;
     tracing::info!("optin stopped");
     Ok(())
 }
@@ -99,28 +100,34 @@ async fn ensure_demo_business(store: &dyn Store, data_dir: &Path) -> anyhow::Res
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called (not when the
+/// future is first polled), so a signal that arrives while the server starts is not lost.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {},
+                    _ = terminate.recv() => {},
+                }
             }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+            (interrupt, terminate) => {
+                tracing::error!(
+                    interrupt = interrupt.is_ok(),
+                    terminate = terminate.is_ok(),
+                    "cannot listen for signals"
+                );
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing open requests");
     }
-    tracing::info!("shutting down: finishing open requests");
 }

@@ -14,10 +14,11 @@ pub const CLI_FILTER: &str = "warn";
 
 /// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset.
 pub fn init(default_filter: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(default_filter))
+    let filter = match EnvFilter::try_from_default_env() {
         // Never below info, whatever RUST_LOG says: at debug it logs query parameters (phone numbers).
-        .add_directive("tokio_postgres=info".parse().expect("a valid directive"));
+        Ok(filter) => filter.add_directive("tokio_postgres=info".parse().expect("a valid directive")),
+        Err(_) => EnvFilter::new(default_filter),
+    };
     let json = std::env::var("OPTIN_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = if json {

@@ -49,14 +49,15 @@ impl Server {
 
     /// Sends SIGTERM, waits for a graceful exit, and returns what it printed.
     fn stop(mut self) -> Vec<String> {
-        assert!(terminate(&mut self.child).success(), "graceful shutdown exits 0");
+        let status = terminate(&mut self.child);
+        assert!(status.success(), "graceful shutdown exits 0, not {status}");
         self.stdout.take().unwrap().join().unwrap()
     }
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    for _ in 0..100 {
+    for _ in 0..600 {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
