@@ -21,6 +21,17 @@ mod routes;
 mod state;
 
 pub use error::{ApiError, PROBLEM_JSON, ProblemDetails, ProblemItem};
+
+/// The JSON shapes of the API's responses. The CLI prints the same ones with `--json`.
+pub mod views {
+    pub use crate::routes::businesses::{BusinessList, BusinessView, CreatedBusinessView};
+    pub use crate::routes::consent::RecordedView;
+    pub use crate::routes::contacts::{ContactEvents, ContactView};
+    pub use crate::routes::decisions::DecisionView;
+    pub use crate::routes::keys::{IssuedKeyView, KeyList};
+    pub use crate::routes::ledger::LedgerVerification;
+    pub use crate::routes::notices::{NoticeList, NoticeView};
+}
 pub use openapi::openapi;
 pub use state::{AppState, HttpSettings};
 

@@ -7,6 +7,7 @@ use axum::routing::post;
 use jiff::Timestamp;
 use optin_core::business::{Business, TemplateCategory};
 use optin_core::ids::BusinessId;
+use optin_store::tenancy::IssuedKey;
 use optin_store::tenancy::{self, CategoryInput};
 use optin_store::{StoreError, UseCaseError};
 use serde::{Deserialize, Serialize};
@@ -54,7 +55,7 @@ pub(crate) struct AddCategoriesRequest {
 
 /// A business (tenant) with its categories in slot order.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct BusinessView {
+pub struct BusinessView {
     #[schema(value_type = String, format = Uuid)]
     id: Uuid,
     name: String,
@@ -66,7 +67,7 @@ pub(crate) struct BusinessView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct CategoryView {
+pub struct CategoryView {
     name: String,
     template_category: TemplateCategory,
     /// The category's stable position in the business (0..64).
@@ -75,15 +76,27 @@ pub(crate) struct CategoryView {
 
 /// A new business and its first API key, whose secret is shown only here.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct CreatedBusinessView {
+pub struct CreatedBusinessView {
     #[serde(flatten)]
     business: BusinessView,
     api_key: IssuedKeyView,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct BusinessList {
+pub struct BusinessList {
     businesses: Vec<BusinessView>,
+}
+
+impl CreatedBusinessView {
+    pub fn new(business: &Business, key: IssuedKey) -> CreatedBusinessView {
+        CreatedBusinessView { business: BusinessView::from(business), api_key: IssuedKeyView::from(key) }
+    }
+}
+
+impl BusinessList {
+    pub fn new(businesses: &[Business]) -> BusinessList {
+        BusinessList { businesses: businesses.iter().map(BusinessView::from).collect() }
+    }
 }
 
 impl From<&Business> for BusinessView {
@@ -136,7 +149,7 @@ pub(crate) async fn create_business(
 ) -> Result<(StatusCode, axum::Json<CreatedBusinessView>), ApiError> {
     let categories = category_inputs(request.categories);
     let (business, key) = tenancy::create_business(state.store(), &request.name, &categories, Timestamp::now()).await?;
-    let view = CreatedBusinessView { business: BusinessView::from(&business), api_key: IssuedKeyView::from(key) };
+    let view = CreatedBusinessView::new(&business, key);
     Ok((StatusCode::CREATED, axum::Json(view)))
 }
 
@@ -148,7 +161,7 @@ pub(crate) async fn list_businesses(
     _operator: OperatorAuth,
 ) -> Result<axum::Json<BusinessList>, ApiError> {
     let businesses = state.store().list_businesses().await?;
-    Ok(axum::Json(BusinessList { businesses: businesses.iter().map(BusinessView::from).collect() }))
+    Ok(axum::Json(BusinessList::new(&businesses)))
 }
 
 /// Appends categories to a business (existing slots never move).

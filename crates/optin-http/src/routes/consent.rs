@@ -74,7 +74,7 @@ pub(crate) struct OptOutRequest {
 
 /// What recording a consent event did.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct RecordedView {
+pub struct RecordedView {
     #[schema(value_type = String, format = Uuid)]
     event_id: Uuid,
     /// The event's position in the business's ledger.
@@ -86,14 +86,14 @@ pub(crate) struct RecordedView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct OutcomeView {
+pub struct OutcomeView {
     category: String,
     outcome: CategoryOutcome,
 }
 
 impl RecordedView {
     /// `phone` was parsed successfully by the use case; parsing it again cannot fail.
-    fn new(recorded: Recorded, phone: &PhoneInput) -> Result<RecordedView, ApiError> {
+    pub fn new(recorded: Recorded, phone: &PhoneInput) -> Result<RecordedView, ApiError> {
         let phone = phone.parse().map_err(|Problem { code, detail }| ApiError::invalid(code, detail))?;
         Ok(RecordedView {
             event_id: recorded.event_id.as_uuid(),

@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use optin_core::business::{Business, TemplateCategory};
 use optin_core::consent::{ConsentEvent, ConsentStatus, ContactConsent};
 use optin_core::evidence::Method;
+use optin_core::ledger::LedgerEntry;
 use optin_core::phone::PhoneNumber;
 use optin_store::intake::PhoneInput;
 use optin_store::{Problem, StoreError};
@@ -37,7 +38,7 @@ pub(crate) struct ContactQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ContactView {
+pub struct ContactView {
     /// E.164.
     phone: String,
     /// Every category of the business, in slot order.
@@ -45,7 +46,7 @@ pub(crate) struct ContactView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ContactCategoryView {
+pub struct ContactCategoryView {
     category: String,
     template_category: TemplateCategory,
     status: ContactStatus,
@@ -63,7 +64,7 @@ pub(crate) struct ContactCategoryView {
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum ContactStatus {
+pub enum ContactStatus {
     OptedIn,
     OptedOut,
     /// Never opted in or out.
@@ -71,14 +72,14 @@ pub(crate) enum ContactStatus {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ContactEvents {
+pub struct ContactEvents {
     phone: String,
     /// Oldest first.
     events: Vec<EventView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct EventView {
+pub struct EventView {
     chain_index: u64,
     /// The event's chain hash (hex SHA-256).
     hash: String,
@@ -88,7 +89,7 @@ pub(crate) struct EventView {
 }
 
 impl ContactView {
-    fn new(business: &Business, phone: PhoneNumber, consent: &ContactConsent) -> ContactView {
+    pub fn new(business: &Business, phone: PhoneNumber, consent: &ContactConsent) -> ContactView {
         let categories = business.categories.iter().map(|category| {
             let current = consent.get(&category.name);
             ContactCategoryView {
@@ -146,15 +147,22 @@ pub(crate) async fn list_contact_events(
 ) -> Result<axum::Json<ContactEvents>, ApiError> {
     let phone = parse_phone(phone, query.country)?;
     let entries = state.store().contact_events(business.id, phone).await?;
-    let events = entries
-        .into_iter()
-        .map(|entry| {
-            // The serde message could quote personal data: log only where it failed.
-            let event = entry.event().map_err(|e| {
-                StoreError::Corrupt(format!("event {} does not parse (column {})", entry.event_id, e.column()))
-            })?;
-            Ok(EventView { chain_index: entry.index, hash: entry.hash.to_hex(), event })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(axum::Json(ContactEvents { phone: phone.e164(), events }))
+    Ok(axum::Json(ContactEvents::new(phone, entries)?))
+}
+
+impl ContactEvents {
+    /// Reads each entry's event back from its hashed content.
+    pub fn new(phone: PhoneNumber, entries: Vec<LedgerEntry>) -> Result<ContactEvents, StoreError> {
+        let events = entries
+            .into_iter()
+            .map(|entry| {
+                // The serde message could quote personal data: log only where it failed.
+                let event = entry.event().map_err(|e| {
+                    StoreError::Corrupt(format!("event {} does not parse (column {})", entry.event_id, e.column()))
+                })?;
+                Ok(EventView { chain_index: entry.index, hash: entry.hash.to_hex(), event })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(ContactEvents { phone: phone.e164(), events })
+    }
 }

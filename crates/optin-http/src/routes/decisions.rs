@@ -33,7 +33,7 @@ pub(crate) struct DecisionRequest {
 
 /// The gate's answer: allowed, or every reason it is not.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct DecisionView {
+pub struct DecisionView {
     allowed: bool,
     /// Codes: `invalid_phone`, `not_a_mobile_number`, `unknown_category`, `no_opt_in`, `opted_out`.
     reasons: Vec<ReasonView>,

@@ -34,7 +34,7 @@ pub(crate) struct IssueKeyRequest {
 
 /// A freshly issued key. The secret is shown only in this response.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct IssuedKeyView {
+pub struct IssuedKeyView {
     #[schema(value_type = String, format = Uuid)]
     id: Uuid,
     #[schema(example = "optin_sk_...")]
@@ -46,7 +46,7 @@ pub(crate) struct IssuedKeyView {
 
 /// A key as listed: never its secret.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct KeyView {
+pub struct KeyView {
     #[schema(value_type = String, format = Uuid)]
     id: Uuid,
     label: String,
@@ -57,7 +57,7 @@ pub(crate) struct KeyView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct KeyList {
+pub struct KeyList {
     keys: Vec<KeyView>,
 }
 
@@ -69,6 +69,12 @@ impl From<IssuedKey> for IssuedKeyView {
             created_at: key.record.created_at,
             secret: key.secret,
         }
+    }
+}
+
+impl KeyList {
+    pub fn new(keys: Vec<ApiKeyRecord>) -> KeyList {
+        KeyList { keys: keys.into_iter().map(KeyView::from).collect() }
     }
 }
 
@@ -117,7 +123,7 @@ pub(crate) async fn list_keys(
 ) -> Result<axum::Json<KeyList>, ApiError> {
     let business = tenancy::require_business(state.store(), parse_business_id(&business_id)?).await?;
     let keys = state.store().list_api_keys(business.id).await?;
-    Ok(axum::Json(KeyList { keys: keys.into_iter().map(KeyView::from).collect() }))
+    Ok(axum::Json(KeyList::new(keys)))
 }
 
 /// Revokes a key: it stops authenticating at once.

@@ -18,7 +18,7 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct LedgerVerification {
+pub struct LedgerVerification {
     /// True when every event re-hashes and links, up to the recorded head.
     intact: bool,
     /// Events that verified before the first break (all of them when intact).
@@ -29,14 +29,14 @@ pub(crate) struct LedgerVerification {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct HeadView {
+pub struct HeadView {
     index: u64,
     /// Hex SHA-256.
     hash: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct BreakView {
+pub struct BreakView {
     index: u64,
     #[schema(value_type = Option<String>, format = Uuid)]
     event_id: Option<Uuid>,

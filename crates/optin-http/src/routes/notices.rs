@@ -35,7 +35,7 @@ pub(crate) struct NoticeRequest {
 
 /// A registered notice: immutable, with its version in the business.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct NoticeView {
+pub struct NoticeView {
     #[schema(value_type = String, format = Uuid)]
     id: Uuid,
     version: u32,
@@ -49,7 +49,7 @@ pub(crate) struct NoticeView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct WarningView {
+pub struct WarningView {
     #[schema(value_type = String, example = "notice_missing_whatsapp")]
     code: &'static str,
     #[schema(value_type = String)]
@@ -57,8 +57,14 @@ pub(crate) struct WarningView {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct NoticeList {
+pub struct NoticeList {
     notices: Vec<NoticeView>,
+}
+
+impl NoticeList {
+    pub fn new(notices: Vec<Notice>) -> NoticeList {
+        NoticeList { notices: notices.into_iter().map(NoticeView::from).collect() }
+    }
 }
 
 impl From<Notice> for NoticeView {
@@ -101,7 +107,7 @@ pub(crate) async fn list_notices(
     BusinessAuth(business): BusinessAuth,
 ) -> Result<axum::Json<NoticeList>, ApiError> {
     let notices = state.store().list_notices(business.id).await?;
-    Ok(axum::Json(NoticeList { notices: notices.into_iter().map(NoticeView::from).collect() }))
+    Ok(axum::Json(NoticeList::new(notices)))
 }
 
 /// One of the business's notices.

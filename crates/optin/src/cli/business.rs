@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
-use optin_core::business::Business;
 use optin_core::ids::{ApiKeyId, BusinessId};
+use optin_http::views::{
+    BusinessList, BusinessView, CreatedBusinessView, IssuedKeyView, KeyList, NoticeList, NoticeView,
+};
+use optin_store::Rejection;
 use optin_store::tenancy::{self, CategoryInput};
-use optin_store::{Notice, Rejection};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Failure, GlobalArgs, Output};
 
@@ -111,30 +113,28 @@ pub async fn run_business(global: &GlobalArgs, output: Output, command: Business
         BusinessCommand::Create { name, categories } => {
             let categories = parse_category_args(&categories)?;
             let (business, key) = tenancy::create_business(store, &name, &categories, Timestamp::now()).await?;
-            let mut value = business_json(&business);
-            value["api_key"] = json!({"id": key.record.id, "secret": key.secret, "label": key.record.label});
             let text =
                 format!("created business {} ({})\nAPI key (shown once): {}", business.name, business.id, key.secret);
-            output.print(&value, text);
+            output.print(&CreatedBusinessView::new(&business, key), text);
         }
         BusinessCommand::List => {
             let businesses = store.list_businesses().await?;
             let lines: Vec<String> = businesses.iter().map(|b| format!("{}  {}", b.id, b.name)).collect();
-            let value = json!({"businesses": businesses.iter().map(business_json).collect::<Vec<_>>()});
-            output.print(&value, lines.join("\n"));
+            output.print(&BusinessList::new(&businesses), lines.join("\n"));
         }
         BusinessCommand::AddCategory { business, categories } => {
             let categories =
                 tenancy::parse_categories(&parse_category_args(&categories)?).map_err(Failure::Rejected)?;
             let updated = store.add_categories(business.parse()?, &categories).await.map_err(not_found_business)?;
             output.print(
-                &business_json(&updated),
+                &BusinessView::from(&updated),
                 format!("{} now has {} categories", updated.name, updated.categories.len()),
             );
         }
         BusinessCommand::BrandNames { business, names } => {
             let updated = tenancy::set_brand_names(store, business.parse()?, &names).await?;
-            output.print(&business_json(&updated), format!("brand names of {}: {}", updated.name, names.join(", ")));
+            output
+                .print(&BusinessView::from(&updated), format!("brand names of {}: {}", updated.name, names.join(", ")));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -148,8 +148,8 @@ pub async fn run_key(global: &GlobalArgs, output: Output, command: KeyCommand) -
             let business = tenancy::require_business(store, business.parse()?).await?;
             let key = tenancy::issue_key(business.id, &label, Timestamp::now());
             store.create_api_key(&key.record).await?;
-            let value = json!({"id": key.record.id, "secret": key.secret, "label": key.record.label});
-            output.print(&value, format!("API key {} (shown once): {}", key.record.id, key.secret));
+            let text = format!("API key {} (shown once): {}", key.record.id, key.secret);
+            output.print(&IssuedKeyView::from(key), text);
         }
         KeyCommand::Revoke { business, key } => {
             let key_id: ApiKeyId =
@@ -165,10 +165,6 @@ pub async fn run_key(global: &GlobalArgs, output: Output, command: KeyCommand) -
         }
         KeyCommand::List { business } => {
             let keys = store.list_api_keys(business.parse()?).await?;
-            let values: Vec<Value> = keys
-                .iter()
-                .map(|k| json!({"id": k.id, "label": k.label, "created_at": k.created_at, "revoked_at": k.revoked_at}))
-                .collect();
             let lines: Vec<String> = keys
                 .iter()
                 .map(|k| {
@@ -180,7 +176,7 @@ pub async fn run_key(global: &GlobalArgs, output: Output, command: KeyCommand) -
                     )
                 })
                 .collect();
-            output.print(&json!({"keys": values}), lines.join("\n"));
+            output.print(&KeyList::new(keys), lines.join("\n"));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -207,7 +203,7 @@ pub async fn run_notice(global: &GlobalArgs, output: Output, command: NoticeComm
                 notice.version,
                 warnings.join(", ")
             );
-            output.print(&notice_json(&notice), text);
+            output.print(&NoticeView::from(notice), text);
         }
         NoticeCommand::List { business } => {
             let notices = store.list_notices(business.parse()?).await?;
@@ -215,7 +211,7 @@ pub async fn run_notice(global: &GlobalArgs, output: Output, command: NoticeComm
                 .iter()
                 .map(|n| format!("{}  v{}  {}  {}", n.id, n.version, n.language.as_str(), n.text.as_str()))
                 .collect();
-            output.print(&json!({"notices": notices.iter().map(notice_json).collect::<Vec<_>>()}), lines.join("\n"));
+            output.print(&NoticeList::new(notices), lines.join("\n"));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -241,28 +237,4 @@ fn not_found_business(error: optin_store::StoreError) -> Failure {
         }
         other => other.into(),
     }
-}
-
-pub fn business_json(business: &Business) -> Value {
-    json!({
-        "id": business.id,
-        "name": business.name,
-        "brand_names": business.brand_names,
-        "categories": business.categories.iter().enumerate().map(|(slot, c)| json!({
-            "name": c.name, "template_category": c.template_category, "slot": slot
-        })).collect::<Vec<_>>(),
-        "created_at": business.created_at,
-    })
-}
-
-fn notice_json(notice: &Notice) -> Value {
-    json!({
-        "id": notice.id,
-        "version": notice.version,
-        "language": notice.language,
-        "text": notice.text,
-        "text_sha256": notice.text_sha256,
-        "warnings": notice.warnings.iter().map(|w| json!({"code": w.code(), "detail": w.detail()})).collect::<Vec<_>>(),
-        "created_at": notice.created_at,
-    })
 }

@@ -6,8 +6,8 @@ use clap::{Args, Subcommand};
 use jiff::Timestamp;
 use optin_core::business::Business;
 use optin_core::consent::{ConsentStatus, OptOutSource};
-use optin_core::decision::ReasonView;
 use optin_core::phone::Region;
+use optin_http::views::{ContactEvents, ContactView, DecisionView, RecordedView};
 use optin_store::intake::{self, OptInInput, OptOutInput, PhoneInput};
 use optin_store::{Recorded, Store, tenancy};
 use serde_json::{Map, Value, json};
@@ -124,8 +124,9 @@ pub async fn opt_in(global: &GlobalArgs, output: Output, args: OptInArgs) -> Res
     };
     let evidence = parse_evidence(args.evidence.as_deref(), &args.evidence_fields)?;
     let (store, business) = open_business(global, &args.business).await?;
+    let phone = args.phone.input();
     let input = OptInInput {
-        phone: args.phone.input(),
+        phone: phone.clone(),
         categories: args.categories,
         method: args.method,
         notice_id: args.notice,
@@ -133,22 +134,23 @@ pub async fn opt_in(global: &GlobalArgs, output: Output, args: OptInArgs) -> Res
         evidence,
     };
     let recorded = intake::record_opt_in(store.as_ref(), &business, input, Timestamp::now()).await?;
-    print_recorded(output, &recorded, "opt-in");
+    print_recorded(output, recorded, &phone, "opt-in")?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn opt_out(global: &GlobalArgs, output: Output, args: OptOutArgs) -> Result<ExitCode, Failure> {
     let evidence = parse_evidence(args.evidence.as_deref(), &[])?;
     let (store, business) = open_business(global, &args.business).await?;
+    let phone = args.phone.input();
     let input = OptOutInput {
-        phone: args.phone.input(),
+        phone: phone.clone(),
         categories: (!args.categories.is_empty()).then_some(args.categories),
         source: args.source,
         recorded_by: args.recorded_by,
         evidence,
     };
     let recorded = intake::record_opt_out(store.as_ref(), &business, input, Timestamp::now()).await?;
-    print_recorded(output, &recorded, "opt-out");
+    print_recorded(output, recorded, &phone, "opt-out")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -157,14 +159,13 @@ pub async fn check(global: &GlobalArgs, output: Output, args: CheckArgs) -> Resu
     let (store, business) = open_business(global, &args.business).await?;
     let decision =
         optin_store::gate::decide_send(store.as_ref(), &business, &args.phone.phone, region, &args.category).await?;
-    let reasons: Vec<ReasonView> = decision.reasons.iter().map(ReasonView::from).collect();
     let text = if decision.allowed() {
         "allowed".to_owned()
     } else {
-        let lines: Vec<String> = reasons.iter().map(|r| format!("  {}: {}", r.code, r.detail)).collect();
+        let lines: Vec<String> = decision.reasons.iter().map(|r| format!("  {}: {}", r.code(), r.detail())).collect();
         format!("refused\n{}", lines.join("\n"))
     };
-    output.print(&json!({"allowed": decision.allowed(), "reasons": reasons}), text);
+    output.print(&DecisionView::from(&decision), text);
     Ok(if decision.allowed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -174,7 +175,6 @@ pub async fn run_contact(global: &GlobalArgs, output: Output, command: ContactCo
     let number = phone.input().parse().map_err(|p| Failure::rejected(p.code, p.detail))?;
     let consent = store.contact_consent(business.id, number).await?;
     let mut lines = vec![number.e164()];
-    let mut categories = Vec::new();
     for category in &business.categories {
         let state = consent.get(&category.name);
         let status = state.map_or("none", |s| match s.status {
@@ -184,43 +184,31 @@ pub async fn run_contact(global: &GlobalArgs, output: Output, command: ContactCo
         let since = state.map(|s| s.since.to_string()).unwrap_or_default();
         let method = state.and_then(|s| s.method).map(|m| m.as_str()).unwrap_or_default();
         lines.push(format!("  {:<24} {:<10} {since} {method}", category.name.as_str(), status));
-        categories.push(json!({
-            "category": category.name, "template_category": category.template_category, "status": status,
-            "since": state.map(|s| s.since), "method": state.and_then(|s| s.method),
-            "notice_id": state.and_then(|s| s.notice_id), "event_id": state.map(|s| s.event_id),
-        }));
     }
-    let mut value = json!({"phone": number.e164(), "categories": categories});
-    if events {
-        let history = store.contact_events(business.id, number).await?;
-        let mut rendered = Vec::with_capacity(history.len());
-        for entry in &history {
-            let event = entry.event().map_err(|e| Failure::Other(anyhow::anyhow!("unreadable ledger entry: {e}")))?;
-            lines.push(format!(
-                "  #{} {} {} {}",
-                entry.index,
-                event.recorded_at,
-                event.kind(),
-                serde_json::to_string(&event.change).unwrap_or_default()
-            ));
-            rendered.push(json!({"chain_index": entry.index, "hash": entry.hash.to_hex(), "event": event}));
-        }
-        value["events"] = Value::Array(rendered);
+    let contact = ContactView::new(&business, number, &consent);
+    if !events {
+        output.print(&contact, lines.join("\n"));
+        return Ok(ExitCode::SUCCESS);
     }
-    output.print(&value, lines.join("\n"));
+    let entries = store.contact_events(business.id, number).await?;
+    for entry in &entries {
+        let event = entry.event().map_err(|e| Failure::Other(anyhow::anyhow!("unreadable ledger entry: {e}")))?;
+        let change = serde_json::to_string(&event.change).unwrap_or_default();
+        lines.push(format!("  #{} {} {} {change}", entry.index, event.recorded_at, event.kind()));
+    }
+    let history = ContactEvents::new(number, entries)?;
+    output.print(&json!({"contact": contact, "history": history}), lines.join("\n"));
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_recorded(output: Output, recorded: &Recorded, what: &str) {
-    let outcomes: Vec<Value> =
-        recorded.outcomes.iter().map(|(category, outcome)| json!({"category": category, "outcome": outcome})).collect();
+fn print_recorded(output: Output, recorded: Recorded, phone: &PhoneInput, what: &str) -> Result<(), Failure> {
     let lines: Vec<String> = recorded.outcomes.iter().map(|(c, o)| format!("  {c}: {o:?}")).collect();
     let text =
         format!("recorded {what} {} (ledger #{})\n{}", recorded.event_id, recorded.chain_index, lines.join("\n"));
-    output.print(
-        &json!({"event_id": recorded.event_id, "chain_index": recorded.chain_index, "categories": outcomes}),
-        text,
-    );
+    let view = RecordedView::new(recorded, phone)
+        .map_err(|_| Failure::rejected("invalid_phone", "the phone number is not valid"))?;
+    output.print(&view, text);
+    Ok(())
 }
 
 fn parse_region(country: Option<&str>) -> Result<Option<Region>, Failure> {

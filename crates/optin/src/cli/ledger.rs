@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use optin_core::ids::BusinessId;
+use optin_http::views::LedgerVerification;
 use optin_store::ledger::{LedgerReport, verify_ledger};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Failure, GlobalArgs, Output};
 
@@ -32,7 +34,7 @@ pub async fn run(global: &GlobalArgs, output: Output, command: LedgerCommand) ->
         let report = verify_ledger(store.as_ref(), business).await?;
         all_intact &= report.is_intact();
         lines.push(describe(&business.to_string(), &report));
-        reports.push(report_json(&business.to_string(), &report));
+        reports.push(BusinessLedger { business_id: business, verification: LedgerVerification::from(report) });
     }
     output.print(&json!({"intact": all_intact, "businesses": reports}), lines.join("\n"));
     Ok(if all_intact { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -48,12 +50,10 @@ fn describe(business: &str, report: &LedgerReport) -> String {
     }
 }
 
-pub fn report_json(business: &str, report: &LedgerReport) -> Value {
-    json!({
-        "business_id": business,
-        "intact": report.is_intact(),
-        "verified_events": report.verified_events,
-        "head": report.head.map(|h| json!({"index": h.index, "hash": h.hash.to_hex()})),
-        "first_break": report.first_break,
-    })
+/// One business's verification, in the API's shape, with the business it is about.
+#[derive(serde::Serialize)]
+struct BusinessLedger {
+    business_id: BusinessId,
+    #[serde(flatten)]
+    verification: LedgerVerification,
 }

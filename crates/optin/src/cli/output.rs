@@ -14,10 +14,10 @@ pub struct Output {
 }
 
 impl Output {
-    /// Prints a result: `value` as JSON with `--json`, otherwise `text`.
-    pub fn print(&self, value: &Value, text: impl std::fmt::Display) {
+    /// Prints a result: `value` as JSON (the API's shape) with `--json`, otherwise `text`.
+    pub fn print(&self, value: &impl serde::Serialize, text: impl std::fmt::Display) {
         if self.json {
-            println!("{value}");
+            println!("{}", serde_json::to_string(value).expect("views serialize"));
         } else {
             println!("{text}");
         }

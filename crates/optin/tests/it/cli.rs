@@ -109,9 +109,9 @@ async fn the_whole_flow_works_from_the_command_line(backend: Backend) {
     assert_eq!(serde_json::from_slice::<Value>(&after.stdout).unwrap()["reasons"][0]["code"], "opted_out");
 
     let contact = cli.json(&["contact", "show", "--business", &id, "--phone", "+14155552671", "--events"]);
-    assert_eq!(contact["categories"][1]["status"], "opted_out");
-    assert_eq!(contact["events"].as_array().unwrap().len(), 2);
-    assert_eq!(contact["events"][0]["event"]["evidence"]["collected_by"], "store 12");
+    assert_eq!(contact["contact"]["categories"][1]["status"], "opted_out");
+    assert_eq!(contact["history"]["events"].as_array().unwrap().len(), 2);
+    assert_eq!(contact["history"]["events"][0]["event"]["evidence"]["collected_by"], "store 12");
 
     let verified = cli.json(&["ledger", "verify"]);
     assert_eq!(verified["intact"], true);
