@@ -55,6 +55,11 @@ pub struct TestBusiness {
 
 /// Starts the API on `127.0.0.1:0` over a fresh, empty store of `backend`.
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with_timeout(backend, HttpSettings::default().request_timeout).await
+}
+
+/// Like [`spawn_app`], with the given request timeout.
+pub async fn spawn_app_with_timeout(backend: Backend, request_timeout: std::time::Duration) -> TestApp {
     init_test_logging();
     let (store, database): (Arc<dyn Store>, Database) = match backend {
         Backend::Sqlite => {
@@ -70,12 +75,12 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         }
     };
     store.set_operator_token_hash(&hash_secret(OPERATOR_TOKEN), Timestamp::now()).await.unwrap();
-    serve_store(store, database).await
+    serve_store(store, database, request_timeout).await
 }
 
 /// Serves the router over `store` through the same function `optin serve` uses.
-async fn serve_store(store: Arc<dyn Store>, database: Database) -> TestApp {
-    let settings = HttpSettings { body_limit_bytes: BODY_LIMIT, ..HttpSettings::default() };
+async fn serve_store(store: Arc<dyn Store>, database: Database, request_timeout: std::time::Duration) -> TestApp {
+    let settings = HttpSettings { body_limit_bytes: BODY_LIMIT, request_timeout };
     let router = optin_http::router(AppState::new(store, settings));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -113,7 +118,8 @@ impl TestApp {
             (None, Some(url)) => Arc::new(PostgresStore::connect(url).await.unwrap()),
             (None, None) => unreachable!("a shared database has a location"),
         };
-        serve_store(store, Database::Shared { sqlite_file, postgres_url }).await
+        serve_store(store, Database::Shared { sqlite_file, postgres_url }, HttpSettings::default().request_timeout)
+            .await
     }
 
     /// The PostgreSQL database's name, for tests that break it on purpose.

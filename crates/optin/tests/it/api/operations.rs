@@ -3,9 +3,11 @@
 
 use reqwest::header::{ALLOW, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{Backend, PHONE, TestApp, expect_json, expect_problem, on_both_backends, spawn_app};
+use crate::helpers::{
+    Backend, PHONE, TestApp, expect_json, expect_problem, on_both_backends, spawn_app, spawn_app_with_timeout,
+};
 
 on_both_backends!(
     health_and_readiness_answer_ok,
@@ -89,20 +91,50 @@ async fn every_response_carries_a_request_id(app: TestApp) {
     assert_eq!(response.headers()["x-request-id"], "trace-me");
 }
 
-/// PostgreSQL only: SQLite is a file opened by the process, which cannot go away underneath it
-/// the way a database server can.
-#[tokio::test]
-async fn readiness_reports_a_database_that_went_away() {
-    let app = spawn_app(Backend::Postgres).await;
-    let database = app.postgres_database().unwrap();
+/// An admin connection to the test server, for breaking the app's database on purpose.
+async fn admin_client() -> tokio_postgres::Client {
     let admin_url = std::env::var("OPTIN_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    let sql = format!("DROP DATABASE \"{}\" WITH (FORCE)", database.name());
-    client.batch_execute(&sql).await.unwrap();
+    client
+}
 
-    let problem: Value =
-        expect_problem(app.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE, "database_unavailable").await;
-    assert!(!problem.to_string().contains(database.name()), "the cause stays in the logs");
+/// PostgreSQL only: SQLite is a file opened by the process, which cannot go away underneath it
+/// the way a database server can.
+#[tokio::test]
+async fn a_database_that_went_away_gives_opaque_503s_and_liveness_stays_up() {
+    let app = spawn_app(Backend::Postgres).await;
+    let business = app.create_business("Acme Shoes").await;
+    let database = app.postgres_database().unwrap();
+    let sql = format!("DROP DATABASE \"{}\" WITH (FORCE)", database.name());
+    admin_client().await.batch_execute(&sql).await.unwrap();
+
+    let ready = expect_problem(app.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE, "database_unavailable").await;
+    let business_call = app.as_business(reqwest::Method::GET, "/v1/business", &business.key).send().await.unwrap();
+    let call = expect_problem(business_call, StatusCode::SERVICE_UNAVAILABLE, "database_unavailable").await;
+    for problem in [ready, call] {
+        let text = problem.to_string();
+        assert!(!text.contains(database.name()) && !text.contains("does not exist"), "a cause leaked: {text}");
+    }
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK, "liveness does not depend on the database");
+}
+
+/// A store call blocked behind a real lock is abandoned at the request timeout, as a problem.
+#[tokio::test]
+async fn a_request_blocked_in_the_database_times_out_as_a_problem() {
+    let app = spawn_app_with_timeout(Backend::Postgres, std::time::Duration::from_millis(300)).await;
+    let business = app.create_business("Acme Shoes").await;
+    let (mut locker, connection) =
+        tokio_postgres::connect(app.postgres_database().unwrap().url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let transaction = locker.transaction().await.unwrap();
+    transaction.batch_execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE").await.unwrap();
+
+    let blocked = app.as_business(reqwest::Method::GET, "/v1/business", &business.key).send().await.unwrap();
+    expect_problem(blocked, StatusCode::SERVICE_UNAVAILABLE, "request_timeout").await;
+
+    transaction.rollback().await.unwrap();
+    let released = app.as_business(reqwest::Method::GET, "/v1/business", &business.key).send().await.unwrap();
+    assert_eq!(released.status(), StatusCode::OK);
 }
