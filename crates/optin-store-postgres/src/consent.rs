@@ -83,7 +83,7 @@ impl PostgresStore {
         let changed = ChangedStates::new(&folded.changed)?;
         write_entry(&transaction, &statements, &key, recorded_at, &entry, &changed).await?;
         transaction.commit().await.map_err(db)?;
-        Ok(Recorded { event_id: event.id, chain_index: entry.index, outcomes: folded.outcomes })
+        Ok(Recorded { event_id: event.id, phone: event.phone, chain_index: entry.index, outcomes: folded.outcomes })
     }
 
     /// The hot path of decisions: one indexed read of the contact's rows, with a statement

@@ -256,7 +256,7 @@ pub(crate) fn record_consent(batch: &mut Batch<'_>, event: &ConsentEvent) -> Res
     let bits = bits_over(names, &consent);
     batch.set_chain_head(business, entry.head());
     batch.changed_contact(IndexUpdate { business, phone: event.phone.key(), bits }, seq);
-    Ok(Recorded { event_id: event.id, chain_index: entry.index, outcomes: folded.outcomes })
+    Ok(Recorded { event_id: event.id, phone: event.phone, chain_index: entry.index, outcomes: folded.outcomes })
 }
 
 /// The contact's consent as bits over the business's slots (`names` in slot order).

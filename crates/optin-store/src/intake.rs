@@ -86,7 +86,7 @@ pub async fn record_opt_in(
 ) -> Result<Recorded, UseCaseError> {
     let mut problems = Problems::default();
     let phone = problems.take(input.phone.parse());
-    let categories = problems.take(resolve_categories(business, &input.categories, false));
+    let categories = problems.take(resolve_categories(business, &input.categories));
     let method = problems.take(
         Method::parse(&input.method)
             .ok_or_else(|| problem("unknown_method", format!("method must be one of: {}", method_names()))),
@@ -139,7 +139,7 @@ pub async fn record_opt_out(
     let phone = problems.take(input.phone.parse());
     let all_categories = input.categories.is_none();
     let categories = match &input.categories {
-        Some(names) => problems.take(resolve_categories(business, names, false)),
+        Some(names) => problems.take(resolve_categories(business, names)),
         None => Some(business.all_category_names()),
     };
     let recorded_by = input.recorded_by.trim();
@@ -178,8 +178,8 @@ async fn record(
     Ok(store.record_consent(business, &event).await?)
 }
 
-fn resolve_categories(business: &Business, names: &[String], allow_empty: bool) -> Result<Vec<CategoryName>, Problem> {
-    if names.is_empty() && !allow_empty {
+fn resolve_categories(business: &Business, names: &[String]) -> Result<Vec<CategoryName>, Problem> {
+    if names.is_empty() {
         return Err(problem("categories_missing", "name at least one category"));
     }
     business.resolve_categories(names).map_err(|e| problem(e.code(), e))

@@ -5,6 +5,7 @@ use optin_core::business::CategoryName;
 use optin_core::consent::CategoryOutcome;
 use optin_core::ids::{ApiKeyId, BusinessId, EventId, NoticeId};
 use optin_core::notice::{Language, NoticeText, NoticeWarning};
+use optin_core::phone::PhoneNumber;
 
 /// A key to store: only the hash of its secret is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +56,8 @@ pub struct Notice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     pub event_id: EventId,
+    /// The contact, as parsed from the client's input.
+    pub phone: PhoneNumber,
     /// The event's index in its business's chain.
     pub chain_index: u64,
     pub outcomes: Vec<(CategoryName, CategoryOutcome)>,

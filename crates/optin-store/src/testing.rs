@@ -170,6 +170,7 @@ async fn consent_changes_are_visible_at_once_and_chained(store: &dyn Store) {
     .await
     .unwrap();
     assert_eq!(first.chain_index, 1);
+    assert_eq!(first.phone, number, "the recorded contact is the parsed number");
     assert!(first.outcomes.iter().all(|(_, o)| *o == CategoryOutcome::Applied));
     assert_eq!(store.consent_bits(&business, number).await.unwrap(), ConsentBits { opted_in: 0b11, opted_out: 0 });
 

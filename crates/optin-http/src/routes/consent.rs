@@ -7,8 +7,8 @@ use axum::response::Response;
 use axum::routing::post;
 use jiff::Timestamp;
 use optin_core::consent::{CategoryOutcome, OptOutSource};
+use optin_store::Recorded;
 use optin_store::intake::{self, OptInInput, OptOutInput, PhoneInput};
-use optin_store::{Problem, Recorded};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -92,19 +92,17 @@ pub struct OutcomeView {
 }
 
 impl RecordedView {
-    /// `phone` was parsed successfully by the use case; parsing it again cannot fail.
-    pub fn new(recorded: Recorded, phone: &PhoneInput) -> Result<RecordedView, ApiError> {
-        let phone = phone.parse().map_err(|Problem { code, detail }| ApiError::invalid(code, detail))?;
-        Ok(RecordedView {
+    pub fn new(recorded: Recorded) -> RecordedView {
+        RecordedView {
             event_id: recorded.event_id.as_uuid(),
             chain_index: recorded.chain_index,
-            phone: phone.e164(),
+            phone: recorded.phone.e164(),
             categories: recorded
                 .outcomes
                 .into_iter()
                 .map(|(category, outcome)| OutcomeView { category: category.to_string(), outcome })
                 .collect(),
-        })
+        }
     }
 }
 
@@ -131,7 +129,7 @@ pub(crate) async fn record_opt_in(
         .run(body, |request: OptInRequest| async move {
             let phone = PhoneInput { phone: request.phone, country: request.country };
             let input = OptInInput {
-                phone: phone.clone(),
+                phone,
                 categories: request.categories,
                 method: request.method,
                 notice_id: request.notice_id,
@@ -139,7 +137,7 @@ pub(crate) async fn record_opt_in(
                 evidence: request.evidence,
             };
             let recorded = intake::record_opt_in(store, business, input, Timestamp::now()).await?;
-            RecordedView::new(recorded, &phone)
+            Ok(RecordedView::new(recorded))
         })
         .await
 }
@@ -167,14 +165,14 @@ pub(crate) async fn record_opt_out(
         .run(body, |request: OptOutRequest| async move {
             let phone = PhoneInput { phone: request.phone, country: request.country };
             let input = OptOutInput {
-                phone: phone.clone(),
+                phone,
                 categories: request.categories,
                 source: request.source,
                 recorded_by: request.recorded_by,
                 evidence: request.evidence,
             };
             let recorded = intake::record_opt_out(store, business, input, Timestamp::now()).await?;
-            RecordedView::new(recorded, &phone)
+            Ok(RecordedView::new(recorded))
         })
         .await
 }

@@ -124,9 +124,8 @@ pub async fn opt_in(global: &GlobalArgs, output: Output, args: OptInArgs) -> Res
     };
     let evidence = parse_evidence(args.evidence.as_deref(), &args.evidence_fields)?;
     let (store, business) = open_business(global, &args.business).await?;
-    let phone = args.phone.input();
     let input = OptInInput {
-        phone: phone.clone(),
+        phone: args.phone.input(),
         categories: args.categories,
         method: args.method,
         notice_id: args.notice,
@@ -134,23 +133,22 @@ pub async fn opt_in(global: &GlobalArgs, output: Output, args: OptInArgs) -> Res
         evidence,
     };
     let recorded = intake::record_opt_in(store.as_ref(), &business, input, Timestamp::now()).await?;
-    print_recorded(output, recorded, &phone, "opt-in")?;
+    print_recorded(output, recorded, "opt-in");
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn opt_out(global: &GlobalArgs, output: Output, args: OptOutArgs) -> Result<ExitCode, Failure> {
     let evidence = parse_evidence(args.evidence.as_deref(), &[])?;
     let (store, business) = open_business(global, &args.business).await?;
-    let phone = args.phone.input();
     let input = OptOutInput {
-        phone: phone.clone(),
+        phone: args.phone.input(),
         categories: (!args.categories.is_empty()).then_some(args.categories),
         source: args.source,
         recorded_by: args.recorded_by,
         evidence,
     };
     let recorded = intake::record_opt_out(store.as_ref(), &business, input, Timestamp::now()).await?;
-    print_recorded(output, recorded, &phone, "opt-out")?;
+    print_recorded(output, recorded, "opt-out");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -201,14 +199,11 @@ pub async fn run_contact(global: &GlobalArgs, output: Output, command: ContactCo
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_recorded(output: Output, recorded: Recorded, phone: &PhoneInput, what: &str) -> Result<(), Failure> {
+fn print_recorded(output: Output, recorded: Recorded, what: &str) {
     let lines: Vec<String> = recorded.outcomes.iter().map(|(c, o)| format!("  {c}: {o:?}")).collect();
     let text =
         format!("recorded {what} {} (ledger #{})\n{}", recorded.event_id, recorded.chain_index, lines.join("\n"));
-    let view = RecordedView::new(recorded, phone)
-        .map_err(|_| Failure::rejected("invalid_phone", "the phone number is not valid"))?;
-    output.print(&view, text);
-    Ok(())
+    output.print(&RecordedView::new(recorded), text);
 }
 
 fn parse_region(country: Option<&str>) -> Result<Option<Region>, Failure> {
