@@ -129,7 +129,7 @@ impl fmt::Display for CategoryName {
 }
 
 /// WhatsApp's template categories; every message category maps to one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TemplateCategory {
     Marketing,

@@ -57,6 +57,10 @@ pub struct OptOut {
     pub source: OptOutSource,
     pub recorded_by: String,
     pub evidence: Evidence,
+    /// When the person asked (the time of their STOP message, say), when it is known and earlier
+    /// than the recording: an opt-in given after it is then honoured. Absent: `recorded_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,7 +150,10 @@ pub fn apply(current: &ContactConsent, event: &ConsentEvent) -> Folded {
         let before = current.get(category);
         let (outcome, after) = match &event.change {
             ConsentChange::OptIn(opt_in) => fold_opt_in(before, opt_in, event.id),
-            ConsentChange::OptOut(_) => fold_opt_out(before, event.id, event.recorded_at),
+            ConsentChange::OptOut(opt_out) => {
+                let at = opt_out.requested_at.map_or(event.recorded_at, |requested| requested.min(event.recorded_at));
+                fold_opt_out(before, event.id, at)
+            }
         };
         if let Some(after) = after {
             folded.changed.push((category.clone(), after));

@@ -5,9 +5,21 @@
 
 use serde::Serialize;
 
-use crate::business::CategorySlot;
+use jiff::Timestamp;
+
+use crate::business::{CategoryName, CategorySlot};
 use crate::consent::ConsentBits;
 use crate::phone::{PhoneNumber, PhoneNumberError};
+use crate::template::TemplateStatus;
+
+/// How long a customer-service window stays open after the contact's last inbound message.
+pub const SERVICE_WINDOW: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// When the contact's service window closes, if it is open at `now`.
+pub fn service_window_closes_at(last_inbound_at: Option<Timestamp>, now: Timestamp) -> Option<Timestamp> {
+    let closes_at = last_inbound_at?.checked_add(SERVICE_WINDOW).ok()?;
+    (closes_at > now).then_some(closes_at)
+}
 
 /// Why a message may not be sent. `code()` is stable and documented.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +28,12 @@ pub enum Reason {
     UnknownCategory(String),
     NoOptIn,
     OptedOut,
+    TemplateNotFound,
+    TemplateNotApproved(TemplateStatus),
+    /// The template is linked to no category of the business, so consent cannot be checked.
+    TemplateNotLinked,
+    NotOptedInToTemplateCategory(CategoryName),
+    OutsideServiceWindow,
 }
 
 impl Reason {
@@ -25,6 +43,11 @@ impl Reason {
             Reason::UnknownCategory(_) => "unknown_category",
             Reason::NoOptIn => "no_opt_in",
             Reason::OptedOut => "opted_out",
+            Reason::TemplateNotFound => "template_not_found",
+            Reason::TemplateNotApproved(_) => "template_not_approved",
+            Reason::TemplateNotLinked => "template_not_linked",
+            Reason::NotOptedInToTemplateCategory(_) => "not_opted_in_to_template_category",
+            Reason::OutsideServiceWindow => "outside_service_window",
         }
     }
 
@@ -34,8 +57,46 @@ impl Reason {
             Reason::UnknownCategory(name) => format!("the business has no category `{name}`"),
             Reason::NoOptIn => "the contact has not opted in to this category".to_owned(),
             Reason::OptedOut => "the contact opted out of this category".to_owned(),
+            Reason::TemplateNotFound => "the business has no template with this name and language".to_owned(),
+            Reason::TemplateNotApproved(status) => {
+                format!("the template's status is {}; only APPROVED templates can be sent", status.as_str())
+            }
+            Reason::TemplateNotLinked => {
+                "the template is linked to none of the business's categories; import it with `optin_category` \
+                 or set a default for its template category"
+                    .to_owned()
+            }
+            Reason::NotOptedInToTemplateCategory(category) => {
+                format!("the contact is not opted in to `{category}`, the template's category")
+            }
+            Reason::OutsideServiceWindow => {
+                "free-form messages can only be sent within 24 hours of the contact's last message; use a template"
+                    .to_owned()
+            }
         }
     }
+}
+
+/// What a decision learns about the template a message would use, from the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateLookup {
+    NotFound,
+    Found {
+        status: TemplateStatus,
+        /// The linked business category and its slot, if the template is linked.
+        category: Option<(CategoryName, CategorySlot)>,
+    },
+}
+
+/// The message a decision is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A message of one of the business's categories (the category may be unknown).
+    Category(Result<CategorySlot, &'a str>),
+    /// A template message.
+    Template(TemplateLookup),
+    /// A free-form (non-template) message, allowed only inside the service window.
+    FreeForm,
 }
 
 /// What the gate answers.
@@ -63,28 +124,70 @@ impl From<&Reason> for ReasonView {
     }
 }
 
-/// Decides one send. `consent` is the contact's stored consent (empty bits when unknown).
+/// Decides one send of a message of `category`. `consent` is the contact's stored consent
+/// (empty bits when unknown).
 pub fn decide(
     phone: Result<&PhoneNumber, &PhoneNumberError>,
     category: Result<CategorySlot, &str>,
     consent: ConsentBits,
 ) -> Decision {
+    decide_message(phone, &Message::Category(category), consent, false)
+}
+
+/// Decides one send of any kind of message. `window_open` says whether the contact's
+/// customer-service window is open now.
+pub fn decide_message(
+    phone: Result<&PhoneNumber, &PhoneNumberError>,
+    message: &Message<'_>,
+    consent: ConsentBits,
+    window_open: bool,
+) -> Decision {
     let mut reasons = Vec::new();
     if let Err(error) = phone {
         reasons.push(Reason::InvalidPhone(error.clone()));
     }
-    match category {
-        Err(name) => reasons.push(Reason::UnknownCategory(name.chars().take(64).collect())),
-        Ok(slot) if phone.is_ok() => {
+    let valid_phone = phone.is_ok();
+    match message {
+        Message::Category(Err(name)) => reasons.push(Reason::UnknownCategory(name.chars().take(64).collect())),
+        Message::Category(Ok(slot)) if valid_phone => {
             if consent.opted_out & slot.bit() != 0 {
                 reasons.push(Reason::OptedOut);
             } else if consent.opted_in & slot.bit() == 0 {
                 reasons.push(Reason::NoOptIn);
             }
         }
-        Ok(_) => {}
+        Message::Category(Ok(_)) => {}
+        Message::Template(lookup) => template_reasons(lookup, consent, valid_phone, &mut reasons),
+        Message::FreeForm => {
+            if valid_phone && !window_open {
+                reasons.push(Reason::OutsideServiceWindow);
+            }
+        }
     }
     Decision { reasons }
+}
+
+fn template_reasons(lookup: &TemplateLookup, consent: ConsentBits, valid_phone: bool, reasons: &mut Vec<Reason>) {
+    let TemplateLookup::Found { status, category } = lookup else {
+        reasons.push(Reason::TemplateNotFound);
+        return;
+    };
+    if !status.is_sendable() {
+        reasons.push(Reason::TemplateNotApproved(status.clone()));
+    }
+    let Some((name, slot)) = category else {
+        reasons.push(Reason::TemplateNotLinked);
+        return;
+    };
+    if !valid_phone {
+        return;
+    }
+    if consent.opted_out & slot.bit() != 0 {
+        reasons.push(Reason::OptedOut);
+    }
+    if consent.opted_in & slot.bit() == 0 {
+        reasons.push(Reason::NotOptedInToTemplateCategory(name.clone()));
+    }
 }
 
 #[cfg(test)]
@@ -128,5 +231,48 @@ mod tests {
         let error = PhoneNumberError::NotMobile("fixed-line");
         let decision = decide(Err(&error), Ok(CategorySlot::new(0).unwrap()), ConsentBits::default());
         assert_eq!(codes(&decision), ["not_a_mobile_number"]);
+    }
+
+    fn offers() -> (CategoryName, CategorySlot) {
+        (CategoryName::parse("offers").unwrap(), CategorySlot::new(1).unwrap())
+    }
+
+    #[test]
+    fn templates_need_approval_a_link_and_consent_to_their_category() {
+        let opted_in = ConsentBits { opted_in: 0b10, opted_out: 0 };
+        let opted_out = ConsentBits { opted_in: 0, opted_out: 0b10 };
+        let approved = |category| TemplateLookup::Found { status: TemplateStatus::Approved, category };
+        let paused = TemplateLookup::Found { status: TemplateStatus::Paused, category: Some(offers()) };
+        let cases: [(TemplateLookup, ConsentBits, Vec<&str>); 6] = [
+            (approved(Some(offers())), opted_in, vec![]),
+            (approved(Some(offers())), ConsentBits::default(), vec!["not_opted_in_to_template_category"]),
+            (approved(Some(offers())), opted_out, vec!["opted_out", "not_opted_in_to_template_category"]),
+            (approved(None), opted_in, vec!["template_not_linked"]),
+            (paused, opted_in, vec!["template_not_approved"]),
+            (TemplateLookup::NotFound, opted_in, vec!["template_not_found"]),
+        ];
+        for (lookup, consent, expected) in cases {
+            // A template is allowed outside the service window.
+            let decision = decide_message(Ok(&phone()), &Message::Template(lookup), consent, false);
+            assert_eq!(codes(&decision), expected);
+        }
+    }
+
+    #[test]
+    fn free_form_messages_need_an_open_window_only() {
+        let closed = decide_message(Ok(&phone()), &Message::FreeForm, ConsentBits::default(), false);
+        assert_eq!(codes(&closed), ["outside_service_window"]);
+        let open = decide_message(Ok(&phone()), &Message::FreeForm, ConsentBits::default(), true);
+        assert!(open.allowed());
+    }
+
+    #[test]
+    fn the_window_closes_24_hours_after_the_last_inbound_message() {
+        let last = Timestamp::from_second(1_750_000_000).unwrap();
+        let just_before = last.checked_add(jiff::SignedDuration::from_secs(24 * 3600 - 1)).unwrap();
+        let at_close = last.checked_add(SERVICE_WINDOW).unwrap();
+        assert_eq!(service_window_closes_at(Some(last), just_before), Some(at_close));
+        assert_eq!(service_window_closes_at(Some(last), at_close), None);
+        assert_eq!(service_window_closes_at(None, last), None);
     }
 }

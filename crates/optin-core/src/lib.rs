@@ -11,11 +11,14 @@ pub mod consent;
 pub mod decision;
 pub mod evidence;
 pub mod ids;
+pub mod keywords;
 pub mod ledger;
 pub mod notice;
 pub mod phone;
 pub mod secret;
+pub mod template;
 mod text;
+pub mod whatsapp;
 
 pub use jiff::Timestamp;
 

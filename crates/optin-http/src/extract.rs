@@ -39,13 +39,7 @@ impl FromRequest<AppState> for JsonBytes {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<JsonBytes, ApiError> {
-        if !has_json_content_type(request.headers()) {
-            return Err(ApiError::client(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body must be JSON, sent with `Content-Type: application/json`",
-            ));
-        }
+        require_json(request.headers())?;
         let limit = state.settings().body_limit_bytes;
         Bytes::from_request(request, state).await.map(JsonBytes).map_err(|rejection| body_error(&rejection, limit))
     }
@@ -89,6 +83,36 @@ impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> ApiError {
         ApiError::client(StatusCode::BAD_REQUEST, "invalid_path", truncate(rejection.body_text()))
     }
+}
+
+/// Refuses a body that is not declared as JSON.
+pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    if has_json_content_type(headers) {
+        return Ok(());
+    }
+    Err(ApiError::client(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "the body must be JSON, sent with `Content-Type: application/json`",
+    ))
+}
+
+/// Reads a whole body of at most `limit` bytes (for the few routes allowed larger bodies than
+/// the default limit: webhook deliveries and template files).
+pub async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large = std::iter::successors(std::error::Error::source(&error), |e| e.source())
+            .any(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::client(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            )
+        } else {
+            ApiError::client(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
+        }
+    })
 }
 
 fn body_error(rejection: &BytesRejection, limit: usize) -> ApiError {

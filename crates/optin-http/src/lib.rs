@@ -25,15 +25,19 @@ pub use error::{ApiError, PROBLEM_JSON, ProblemDetails, ProblemItem};
 /// The JSON shapes of the API's responses. The CLI prints the same ones with `--json`.
 pub mod views {
     pub use crate::routes::businesses::{BusinessList, BusinessView, CreatedBusinessView};
+    pub use crate::routes::channel::{SenderList, SenderView, WebhookSettingsView};
     pub use crate::routes::consent::RecordedView;
     pub use crate::routes::contacts::{ContactEvents, ContactView};
     pub use crate::routes::decisions::DecisionView;
+    pub use crate::routes::inbox::{DeliveryList, DeliveryView};
     pub use crate::routes::keys::{IssuedKeyView, KeyList};
     pub use crate::routes::ledger::LedgerVerification;
     pub use crate::routes::notices::{NoticeList, NoticeView};
+    pub use crate::routes::signals::{SignalList, SignalView};
+    pub use crate::routes::templates::{TemplateImportView, TemplateList, TemplateView};
 }
 pub use openapi::openapi;
-pub use state::{AppState, HttpSettings};
+pub use state::{AppState, HttpSettings, InboxWaker};
 
 /// The whole API, with its middleware, ready to serve.
 pub fn router(state: AppState) -> axum::Router {

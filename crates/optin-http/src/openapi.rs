@@ -4,7 +4,10 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{business, businesses, consent, contacts, decisions, keys, ledger, notices, system};
+use crate::routes::{
+    business, businesses, channel, consent, contacts, decisions, inbox, keys, ledger, notices, signals, system,
+    templates, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,12 +39,29 @@ use crate::routes::{business, businesses, consent, contacts, decisions, keys, le
         contacts::get_contact,
         contacts::list_contact_events,
         ledger::verify_ledger,
+        channel::add_sender,
+        channel::list_senders,
+        channel::update_webhook_settings,
+        channel::get_webhook_settings,
+        channel::set_policy,
+        channel::get_policy,
+        webhooks::verify,
+        webhooks::receive,
+        templates::import_templates,
+        templates::list_templates,
+        templates::get_template,
+        signals::list_signals,
+        inbox::list_deliveries,
+        inbox::get_delivery,
+        inbox::replay_delivery,
     ),
     modifiers(&BearerSchemes),
     tags(
         (name = "operator", description = "Across businesses; `Authorization: Bearer <operator token>`"),
         (name = "business", description = "One business; `Authorization: Bearer <business API key>`"),
         (name = "system", description = "Health, readiness, metrics and this document"),
+        (name = "whatsapp", description = "One business's WhatsApp setup, templates, signals and webhook inbox; `Authorization: Bearer <business API key>`"),
+        (name = "webhooks", description = "Where Meta or 360dialog deliver webhooks: authenticated by the business's webhook settings"),
     )
 )]
 struct ApiDoc;

@@ -15,13 +15,22 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// Longest a request may take before it is abandoned with 503 `request_timeout`.
     pub request_timeout: Duration,
+    /// Largest webhook delivery or template file accepted (Meta sends up to 3 MB).
+    pub large_body_limit_bytes: usize,
 }
 
 impl Default for HttpSettings {
     fn default() -> HttpSettings {
-        HttpSettings { body_limit_bytes: 64 * 1024, request_timeout: Duration::from_secs(10) }
+        HttpSettings {
+            body_limit_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(10),
+            large_body_limit_bytes: 8 * 1024 * 1024,
+        }
     }
 }
+
+/// Called after a webhook delivery is stored, to wake whoever processes the inbox.
+pub type InboxWaker = Arc<dyn Fn() + Send + Sync>;
 
 /// The state of the router: cheap to clone (everything is behind `Arc`s).
 #[derive(Clone)]
@@ -29,12 +38,27 @@ pub struct AppState {
     store: Arc<dyn Store>,
     settings: HttpSettings,
     metrics: Metrics,
+    inbox_waker: Option<InboxWaker>,
 }
 
 impl AppState {
     /// Also installs the process's Prometheus recorder the first time it is called.
     pub fn new(store: Arc<dyn Store>, settings: HttpSettings) -> AppState {
-        AppState { store, settings, metrics: Metrics::new() }
+        AppState { store, settings, metrics: Metrics::new(), inbox_waker: None }
+    }
+
+    /// Wakes the inbox processor after every stored webhook delivery (without one, deliveries
+    /// wait for the processor's next poll).
+    #[must_use]
+    pub fn with_inbox_waker(mut self, waker: InboxWaker) -> AppState {
+        self.inbox_waker = Some(waker);
+        self
+    }
+
+    pub(crate) fn wake_inbox(&self) {
+        if let Some(wake) = &self.inbox_waker {
+            wake();
+        }
     }
 
     pub fn store(&self) -> &dyn Store {

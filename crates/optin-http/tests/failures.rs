@@ -4,6 +4,7 @@
 //! requests refused at the edge (no key, unknown route) never reach the store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -15,6 +16,10 @@ use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
 use optin_core::ledger::{ChainHead, LedgerEntry};
 use optin_core::phone::PhoneNumber;
 use optin_http::{AppState, HttpSettings, PROBLEM_JSON, router};
+use optin_store::channel::{
+    Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, NewSignal, Sender, SentMessage, SettingsDocument, Sighting,
+    Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
+};
 use optin_store::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse, Store, StoreError};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -97,6 +102,79 @@ impl Store for PanickingStore {
         self.fail().await
     }
     async fn save_response(&self, _: BusinessId, _: &str, _: &SavedResponse) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn add_sender(&self, _: &Sender) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn senders(&self, _: BusinessId) -> Result<Vec<Sender>, StoreError> {
+        self.fail().await
+    }
+    async fn settings_document(&self, _: BusinessId, _: &str) -> Result<Option<SettingsDocument>, StoreError> {
+        self.fail().await
+    }
+    async fn put_settings_document(&self, _: &SettingsDocument) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn insert_delivery(&self, _: BusinessId, _: Timestamp, _: &[u8]) -> Result<DeliveryId, StoreError> {
+        self.fail().await
+    }
+    async fn claim_deliveries(&self, _: Timestamp, _: Duration, _: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.fail().await
+    }
+    async fn finish_deliveries(&self, _: &[(DeliveryId, DeliveryOutcome)], _: Timestamp) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn list_deliveries(&self, _: BusinessId, _: &DeliveryFilter) -> Result<Vec<Delivery>, StoreError> {
+        self.fail().await
+    }
+    async fn delivery(&self, _: BusinessId, _: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        self.fail().await
+    }
+    async fn requeue_delivery(&self, _: BusinessId, _: DeliveryId) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn record_sightings(&self, _: BusinessId, _: &[Sighting]) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn thread_contact(
+        &self,
+        _: BusinessId,
+        _: Option<PhoneNumber>,
+        _: Option<&str>,
+    ) -> Result<Option<ThreadContact>, StoreError> {
+        self.fail().await
+    }
+    async fn record_consent_once(
+        &self,
+        _: &Business,
+        _: &str,
+        _: &ConsentEvent,
+    ) -> Result<Option<Recorded>, StoreError> {
+        self.fail().await
+    }
+    async fn put_templates(&self, _: BusinessId, _: &[StoredTemplate]) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn template(&self, _: BusinessId, _: &str, _: &str) -> Result<Option<StoredTemplate>, StoreError> {
+        self.fail().await
+    }
+    async fn list_templates(&self, _: BusinessId) -> Result<Vec<StoredTemplate>, StoreError> {
+        self.fail().await
+    }
+    async fn apply_template_updates(&self, _: BusinessId, _: &[TemplateUpdate]) -> Result<usize, StoreError> {
+        self.fail().await
+    }
+    async fn record_signals(&self, _: BusinessId, _: &[NewSignal], _: Timestamp) -> Result<usize, StoreError> {
+        self.fail().await
+    }
+    async fn signals(&self, _: BusinessId, _: &SignalFilter) -> Result<Vec<Signal>, StoreError> {
+        self.fail().await
+    }
+    async fn record_sent_message(&self, _: &SentMessage) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn sent_message(&self, _: BusinessId, _: &str) -> Result<Option<SentMessage>, StoreError> {
         self.fail().await
     }
 }

@@ -37,6 +37,12 @@ ON CONFLICT (business_id, phone, category) DO UPDATE SET
     status = excluded.status, since = excluded.since, event_id = excluded.event_id, method = excluded.method,
     notice_id = excluded.notice_id, last_opt_out_at = excluded.last_opt_out_at";
 
+/// Takes a dedupe key for an event; no row when the business already used the key (an unknown
+/// business fails on the foreign key: `NotFound`).
+const TAKE_KEY: &str = "\
+INSERT INTO consent_dedupe (business_id, key, event_id, recorded_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (business_id, key) DO NOTHING";
+
 const UPDATE_HEAD: &str = "UPDATE chain_heads SET last_index = $2, last_hash = $3 WHERE business_id = $1";
 
 const CONTACT_BITS: &str = "SELECT category, status FROM consent_state WHERE business_id = $1 AND phone = $2";
@@ -44,6 +50,16 @@ const CONTACT_BITS: &str = "SELECT category, status FROM consent_state WHERE bus
 const ENTRY_COLUMNS: &str = "chain_index, event_id, phone, content, content_hash, prev_hash, hash";
 
 impl PostgresStore {
+    /// Records the event (see `append_consent_event_once`).
+    pub(crate) async fn append_consent_event(
+        &self,
+        business: &Business,
+        event: &ConsentEvent,
+    ) -> Result<Recorded, StoreError> {
+        let recorded = self.append_consent_event_once(business, None, event).await?;
+        Ok(recorded.expect("an append without a dedupe key always records"))
+    }
+
     /// One transaction: lock the chain head (serializing the business's appends across
     /// processes), read the contact's consent, fold the event, then write the event, the changed
     /// states and the new head together, and commit.
@@ -55,12 +71,19 @@ impl PostgresStore {
     /// behind the lock (the server runs it once the lock is granted, with a snapshot that sees
     /// the previous holder's commit), and the three writes go together. The lock is held for
     /// about two round trips plus the commit's flush.
+    ///
+    /// With a `dedupe_key`, the transaction first takes the key (`INSERT ... ON CONFLICT DO
+    /// NOTHING`): when the business already used it, nothing is recorded and the answer is `None`.
+    /// The key is taken before the chain head is locked, so a concurrent append with the same key
+    /// waits on the key (without holding the chain) and then finds it used, and an append that
+    /// rolls back leaves the key free.
     #[tracing::instrument(level = "debug", skip_all, fields(business = %business.id, phone = %event.phone.redacted()))]
-    pub(crate) async fn append_consent_event(
+    pub(crate) async fn append_consent_event_once(
         &self,
         business: &Business,
+        dedupe_key: Option<&str>,
         event: &ConsentEvent,
-    ) -> Result<Recorded, StoreError> {
+    ) -> Result<Option<Recorded>, StoreError> {
         if event.business_id != business.id {
             return Err(StoreError::Conflict { constraint: "event_business" });
         }
@@ -69,6 +92,12 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let statements = AppendStatements::prepare(&client).await?;
         let transaction = client.transaction().await.map_err(db)?;
+        if let Some(dedupe_key) = dedupe_key {
+            let params: [Param; 4] = [&key.business_id, &dedupe_key, &event.id.as_uuid(), &recorded_at];
+            if transaction.execute(&statements.take_key, &params).await.map_err(db)? == 0 {
+                return Ok(None);
+            }
+        }
         let (head_params, contact_params): ([Param; 1], [Param; 2]) =
             ([&key.business_id], [&key.business_id, &key.phone]);
         let (head, state_rows) = tokio::try_join!(
@@ -83,7 +112,12 @@ impl PostgresStore {
         let changed = ChangedStates::new(&folded.changed)?;
         write_entry(&transaction, &statements, &key, recorded_at, &entry, &changed).await?;
         transaction.commit().await.map_err(db)?;
-        Ok(Recorded { event_id: event.id, phone: event.phone, chain_index: entry.index, outcomes: folded.outcomes })
+        Ok(Some(Recorded {
+            event_id: event.id,
+            phone: event.phone,
+            chain_index: entry.index,
+            outcomes: folded.outcomes,
+        }))
     }
 
     /// The hot path of decisions: one indexed read of the contact's rows, with a statement
@@ -170,19 +204,21 @@ struct AppendStatements {
     insert_event: Statement,
     upsert_states: Statement,
     update_head: Statement,
+    take_key: Statement,
 }
 
 impl AppendStatements {
     async fn prepare(client: &deadpool_postgres::Object) -> Result<AppendStatements, StoreError> {
-        let (lock_head, contact_state, insert_event, upsert_states, update_head) = tokio::try_join!(
+        let (lock_head, contact_state, insert_event, upsert_states, update_head, take_key) = tokio::try_join!(
             client.prepare_cached(LOCK_HEAD),
             client.prepare_cached(CONTACT_STATE),
             client.prepare_cached(INSERT_EVENT),
             client.prepare_cached(UPSERT_STATES),
             client.prepare_cached(UPDATE_HEAD),
+            client.prepare_cached(TAKE_KEY),
         )
         .map_err(db)?;
-        Ok(AppendStatements { lock_head, contact_state, insert_event, upsert_states, update_head })
+        Ok(AppendStatements { lock_head, contact_state, insert_event, upsert_states, update_head, take_key })
     }
 }
 

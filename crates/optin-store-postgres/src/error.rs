@@ -81,6 +81,7 @@ fn rule_of(constraint: &str) -> &'static str {
         "consent_events_chain_index_key" => "chain_index",
         "chain_heads_pkey" => "chain_head",
         "saved_responses_pkey" => "idempotency_key",
+        "senders_pkey" => "phone_number_id",
         _ => "unique",
     }
 }

@@ -9,16 +9,26 @@
 //! - Reads (consent bits, key authentication) go to the database every time: there is no cache
 //!   that another server's write could leave stale, so a decision never allows what the ledger
 //!   forbids.
+//! - Webhook deliveries are claimed from the inbox with `FOR UPDATE SKIP LOCKED` and a lease, so
+//!   servers processing at the same time never take the same delivery, and a crashed server's
+//!   deliveries are taken again when their lease ends.
+//! - Writes to a business's thread contacts take a transaction-scoped advisory lock on the
+//!   business, so concurrent sightings never create one person twice nor interleave merges.
 //! - Migrations are embedded (`migrations/*.sql`), checksummed, and applied under an advisory
 //!   lock by whichever server starts first.
 //!
 //! Times are stored as nanoseconds since the epoch, so they come back exactly as given.
 
 mod consent;
+mod contacts;
 mod error;
+mod inbox;
 mod migrations;
 mod notices;
 mod rows;
+mod senders;
+mod signals;
+mod templates;
 mod tenancy;
 #[cfg(feature = "testing")]
 mod testing;
@@ -35,6 +45,10 @@ use optin_core::consent::{ConsentBits, ConsentEvent, ContactConsent};
 use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
 use optin_core::ledger::{ChainHead, LedgerEntry};
 use optin_core::phone::PhoneNumber;
+use optin_store::channel::{
+    Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, NewSignal, Sender, SentMessage, SettingsDocument, Sighting,
+    Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
+};
 use optin_store::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse, Store, StoreError};
 use tokio_postgres::NoTls;
 
@@ -253,5 +267,135 @@ impl Store for PostgresStore {
         ];
         client.execute(sql, &params).await.map_err(db)?;
         Ok(())
+    }
+
+    async fn add_sender(&self, sender: &Sender) -> Result<(), StoreError> {
+        self.insert_sender(sender).await
+    }
+
+    async fn senders(&self, business: BusinessId) -> Result<Vec<Sender>, StoreError> {
+        self.load_senders(business).await
+    }
+
+    async fn settings_document(
+        &self,
+        business: BusinessId,
+        name: &str,
+    ) -> Result<Option<SettingsDocument>, StoreError> {
+        self.load_settings_document(business, name).await
+    }
+
+    async fn put_settings_document(&self, document: &SettingsDocument) -> Result<(), StoreError> {
+        self.upsert_settings_document(document).await
+    }
+
+    async fn insert_delivery(
+        &self,
+        business: BusinessId,
+        received_at: Timestamp,
+        body: &[u8],
+    ) -> Result<DeliveryId, StoreError> {
+        self.append_delivery(business, received_at, body).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.claim_pending_deliveries(now, lease, limit).await
+    }
+
+    async fn finish_deliveries(
+        &self,
+        outcomes: &[(DeliveryId, DeliveryOutcome)],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.finish_claimed_deliveries(outcomes, at).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        business: BusinessId,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.load_deliveries(business, filter).await
+    }
+
+    async fn delivery(&self, business: BusinessId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        self.load_delivery(business, id).await
+    }
+
+    async fn requeue_delivery(&self, business: BusinessId, id: DeliveryId) -> Result<(), StoreError> {
+        self.requeue(business, id).await
+    }
+
+    async fn record_sightings(&self, business: BusinessId, sightings: &[Sighting]) -> Result<(), StoreError> {
+        self.apply_sightings(business, sightings).await
+    }
+
+    async fn thread_contact(
+        &self,
+        business: BusinessId,
+        phone: Option<PhoneNumber>,
+        user_id: Option<&str>,
+    ) -> Result<Option<ThreadContact>, StoreError> {
+        self.load_thread_contact(business, phone, user_id).await
+    }
+
+    async fn record_consent_once(
+        &self,
+        business: &Business,
+        dedupe_key: &str,
+        event: &ConsentEvent,
+    ) -> Result<Option<Recorded>, StoreError> {
+        self.append_consent_event_once(business, Some(dedupe_key), event).await
+    }
+
+    async fn put_templates(&self, business: BusinessId, templates: &[StoredTemplate]) -> Result<(), StoreError> {
+        self.upsert_templates(business, templates).await
+    }
+
+    async fn template(
+        &self,
+        business: BusinessId,
+        name: &str,
+        language: &str,
+    ) -> Result<Option<StoredTemplate>, StoreError> {
+        self.load_template(business, name, language).await
+    }
+
+    async fn list_templates(&self, business: BusinessId) -> Result<Vec<StoredTemplate>, StoreError> {
+        self.load_templates(business).await
+    }
+
+    async fn apply_template_updates(
+        &self,
+        business: BusinessId,
+        updates: &[TemplateUpdate],
+    ) -> Result<usize, StoreError> {
+        self.apply_changes(business, updates).await
+    }
+
+    async fn record_signals(
+        &self,
+        business: BusinessId,
+        signals: &[NewSignal],
+        received_at: Timestamp,
+    ) -> Result<usize, StoreError> {
+        self.insert_signals(business, signals, received_at).await
+    }
+
+    async fn signals(&self, business: BusinessId, filter: &SignalFilter) -> Result<Vec<Signal>, StoreError> {
+        self.load_signals(business, filter).await
+    }
+
+    async fn record_sent_message(&self, message: &SentMessage) -> Result<(), StoreError> {
+        self.insert_sent_message(message).await
+    }
+
+    async fn sent_message(&self, business: BusinessId, message_id: &str) -> Result<Option<SentMessage>, StoreError> {
+        self.load_sent_message(business, message_id).await
     }
 }

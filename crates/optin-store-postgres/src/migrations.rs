@@ -23,8 +23,10 @@ pub(crate) struct Migration {
 }
 
 /// Every migration of this build, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "0001_initial", sql: include_str!("../migrations/0001_initial.sql") }];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "0001_initial", sql: include_str!("../migrations/0001_initial.sql") },
+    Migration { version: 2, name: "0002_whatsapp", sql: include_str!("../migrations/0002_whatsapp.sql") },
+];
 
 /// The advisory lock key that serializes migrations between processes ("optin_mg").
 const LOCK_KEY: i64 = 0x6f70_7469_6e5f_6d67;

@@ -35,8 +35,32 @@ pub(crate) fn timestamp(nanos: i64, table: &str, column: &str) -> Result<Timesta
     Timestamp::from_nanosecond(i128::from(nanos)).map_err(|_| corrupt(format_args!("{table}.{column}: bad time")))
 }
 
-fn optional_timestamp(nanos: Option<i64>, table: &str, column: &str) -> Result<Option<Timestamp>, StoreError> {
+pub(crate) fn optional_timestamp(
+    nanos: Option<i64>,
+    table: &str,
+    column: &str,
+) -> Result<Option<Timestamp>, StoreError> {
     nanos.map(|n| timestamp(n, table, column)).transpose()
+}
+
+/// The rows a listing returns: `limit` 0 asks for the default page, and pages are capped.
+pub(crate) fn page_limit(limit: usize) -> i64 {
+    const DEFAULT_PAGE: usize = 100;
+    const MAX_PAGE: usize = 1_000;
+    let rows = if limit == 0 { DEFAULT_PAGE } else { limit.min(MAX_PAGE) };
+    i64::try_from(rows).expect("pages are small")
+}
+
+/// A phone number read back from its stored key.
+pub(crate) fn phone(key: i64, table: &str, column: &str) -> Result<PhoneNumber, StoreError> {
+    u64::try_from(key)
+        .ok()
+        .and_then(PhoneNumber::from_key)
+        .ok_or_else(|| corrupt(format_args!("{table}.{column}: not a phone number")))
+}
+
+pub(crate) fn optional_phone(key: Option<i64>, table: &str, column: &str) -> Result<Option<PhoneNumber>, StoreError> {
+    key.map(|key| phone(key, table, column)).transpose()
 }
 
 /// A phone key as stored (E.164 digits fit an `i64`).

@@ -259,6 +259,26 @@ pub(crate) fn record_consent(batch: &mut Batch<'_>, event: &ConsentEvent) -> Res
     Ok(Recorded { event_id: event.id, phone: event.phone, chain_index: entry.index, outcomes: folded.outcomes })
 }
 
+/// `record_consent` once per (business, `dedupe_key`): the key is inserted in the same savepoint
+/// as the event, so a failed event leaves no key behind and a used key records nothing (`None`).
+pub(crate) fn record_consent_once(
+    batch: &mut Batch<'_>,
+    dedupe_key: &str,
+    event: &ConsentEvent,
+) -> Result<Option<Recorded>, StoreError> {
+    let inserted = batch
+        .conn
+        .prepare_cached(
+            "INSERT INTO consent_dedupe (business_id, key) VALUES (?1, ?2) ON CONFLICT (business_id, key) DO NOTHING",
+        )
+        .and_then(|mut stmt| stmt.execute(params![event.business_id.to_string(), dedupe_key]))
+        .map_err(db_error)?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    record_consent(batch, event).map(Some)
+}
+
 /// The contact's consent as bits over the business's slots (`names` in slot order).
 fn bits_over(names: &[CategoryName], consent: &ContactConsent) -> ConsentBits {
     let mut bits = ConsentBits::default();

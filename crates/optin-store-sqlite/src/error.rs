@@ -23,6 +23,14 @@ const UNIQUE_RULES: &[(&str, &str)] = &[
     ("chain_heads.business_id", "chain_head"),
     ("saved_responses.business_id, saved_responses.key", "idempotency_key"),
     ("schema_migrations.version", "schema_migration"),
+    ("senders.phone_number_id", "phone_number_id"),
+    ("settings_documents.business_id, settings_documents.name", "settings_document"),
+    ("thread_contacts.business_id, thread_contacts.phone", "thread_contact_phone"),
+    ("thread_contacts.business_id, thread_contacts.user_id", "thread_contact_user_id"),
+    ("consent_dedupe.business_id, consent_dedupe.key", "consent_dedupe_key"),
+    ("templates.business_id, templates.name, templates.language", "template"),
+    ("signals.business_id, signals.dedupe_key", "signal_dedupe_key"),
+    ("sent_messages.business_id, sent_messages.message_id", "sent_message_id"),
 ];
 
 /// Maps a driver error: unique violations are conflicts, foreign-key violations name something

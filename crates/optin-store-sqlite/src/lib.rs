@@ -9,6 +9,7 @@
 //!   processes (see the `follow` module for how).
 //! - Migrations are numbered SQL files embedded in the binary (`migrations/`), checked by SHA-256.
 
+mod channel;
 mod checkpoint;
 mod commands;
 mod error;

@@ -19,8 +19,10 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order. Append only; never edit one that was released.
-pub(crate) const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "0001_initial", sql: include_str!("../migrations/0001_initial.sql") }];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "0001_initial", sql: include_str!("../migrations/0001_initial.sql") },
+    Migration { version: 2, name: "0002_whatsapp", sql: include_str!("../migrations/0002_whatsapp.sql") },
+];
 
 const CREATE_TRACKING_TABLE: &str = "
     -- Which migrations were applied, with the SHA-256 of their SQL when they were.

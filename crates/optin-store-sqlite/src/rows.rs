@@ -55,6 +55,14 @@ pub(crate) fn stored_phone_key(stored: i64, column: &str) -> Result<u64, StoreEr
         .ok_or_else(|| corrupt(format_args!("{column} is not a phone number")))
 }
 
+/// A phone number as stored (`phone_key`), parsed back.
+pub(crate) fn stored_phone(stored: i64, column: &str) -> Result<PhoneNumber, StoreError> {
+    u64::try_from(stored)
+        .ok()
+        .and_then(PhoneNumber::from_key)
+        .ok_or_else(|| corrupt(format_args!("{column} is not a phone number")))
+}
+
 pub(crate) fn index_to_sql(index: u64) -> i64 {
     i64::try_from(index).unwrap_or(i64::MAX)
 }

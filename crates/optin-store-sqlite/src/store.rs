@@ -12,9 +12,14 @@ use optin_core::consent::{ConsentBits, ConsentEvent, ContactConsent};
 use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
 use optin_core::ledger::{ChainHead, LedgerEntry};
 use optin_core::phone::PhoneNumber;
+use optin_store::channel::{
+    Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, NewSignal, Sender, SentMessage, SettingsDocument, Sighting,
+    Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
+};
 use optin_store::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse, Store, StoreError};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::channel::{contacts, inbox, senders, signals, templates};
 use crate::checkpoint::{BACKSTOP_PAGES, Checkpointer};
 use crate::commands;
 use crate::error::db_error;
@@ -372,6 +377,168 @@ impl Store for SqliteStore {
         let (key, response) = (key.to_owned(), response.clone());
         self.writer.write(move |batch| commands::save_response(batch, business, &key, &response)).await
     }
+
+    // --- WhatsApp channel (see the `channel` module) ----------------------------------------
+
+    #[tracing::instrument(skip_all, fields(business = %sender.business_id))]
+    async fn add_sender(&self, sender: &Sender) -> Result<(), StoreError> {
+        let sender = sender.clone();
+        self.writer.write(move |batch| senders::add_sender(batch, &sender)).await
+    }
+
+    async fn senders(&self, business: BusinessId) -> Result<Vec<Sender>, StoreError> {
+        self.read_quick(move |conn| senders::senders(conn, business)).await
+    }
+
+    async fn settings_document(
+        &self,
+        business: BusinessId,
+        name: &str,
+    ) -> Result<Option<SettingsDocument>, StoreError> {
+        let name = name.to_owned();
+        self.read_quick(move |conn| senders::settings_document(conn, business, &name)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %document.business_id, name = document.name))]
+    async fn put_settings_document(&self, document: &SettingsDocument) -> Result<(), StoreError> {
+        let document = document.clone();
+        self.writer.write(move |batch| senders::put_settings_document(batch, &document)).await
+    }
+
+    async fn insert_delivery(
+        &self,
+        business: BusinessId,
+        received_at: Timestamp,
+        body: &[u8],
+    ) -> Result<DeliveryId, StoreError> {
+        let body = body.to_vec();
+        self.writer.write(move |batch| inbox::insert_delivery(batch, business, received_at, &body)).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.writer.write(move |batch| inbox::claim_deliveries(batch, now, lease, limit)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(deliveries = outcomes.len()))]
+    async fn finish_deliveries(
+        &self,
+        outcomes: &[(DeliveryId, DeliveryOutcome)],
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let outcomes = outcomes.to_vec();
+        self.writer.write(move |batch| inbox::finish_deliveries(batch, &outcomes, at)).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        business: BusinessId,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| inbox::list_deliveries(conn, business, &filter)).await
+    }
+
+    async fn delivery(&self, business: BusinessId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
+        self.read_quick(move |conn| inbox::delivery(conn, business, id)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %business, delivery = id))]
+    async fn requeue_delivery(&self, business: BusinessId, id: DeliveryId) -> Result<(), StoreError> {
+        self.writer.write(move |batch| inbox::requeue_delivery(batch, business, id)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %business, sightings = sightings.len()))]
+    async fn record_sightings(&self, business: BusinessId, sightings: &[Sighting]) -> Result<(), StoreError> {
+        let sightings = sightings.to_vec();
+        self.writer.write(move |batch| contacts::record_sightings(batch, business, &sightings)).await
+    }
+
+    async fn thread_contact(
+        &self,
+        business: BusinessId,
+        phone: Option<PhoneNumber>,
+        user_id: Option<&str>,
+    ) -> Result<Option<ThreadContact>, StoreError> {
+        let user_id = user_id.map(str::to_owned);
+        self.read_quick(move |conn| contacts::thread_contact(conn, business, phone, user_id.as_deref())).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %business.id, phone = %event.phone.redacted(), kind = event.kind()))]
+    async fn record_consent_once(
+        &self,
+        business: &Business,
+        dedupe_key: &str,
+        event: &ConsentEvent,
+    ) -> Result<Option<Recorded>, StoreError> {
+        if event.business_id != business.id {
+            return Err(StoreError::Conflict { constraint: "event_business_id" });
+        }
+        let (dedupe_key, event) = (dedupe_key.to_owned(), event.clone());
+        self.writer.write(move |batch| commands::record_consent_once(batch, &dedupe_key, &event)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %business, templates = templates.len()))]
+    async fn put_templates(&self, business: BusinessId, templates: &[StoredTemplate]) -> Result<(), StoreError> {
+        let templates = templates.to_vec();
+        self.writer.write(move |batch| templates::put_templates(batch, business, &templates)).await
+    }
+
+    async fn template(
+        &self,
+        business: BusinessId,
+        name: &str,
+        language: &str,
+    ) -> Result<Option<StoredTemplate>, StoreError> {
+        let (name, language) = (name.to_owned(), language.to_owned());
+        self.read_quick(move |conn| templates::template(conn, business, &name, &language)).await
+    }
+
+    async fn list_templates(&self, business: BusinessId) -> Result<Vec<StoredTemplate>, StoreError> {
+        self.read(move |conn| templates::list_templates(conn, business)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %business, updates = updates.len()))]
+    async fn apply_template_updates(
+        &self,
+        business: BusinessId,
+        updates: &[TemplateUpdate],
+    ) -> Result<usize, StoreError> {
+        let updates = updates.to_vec();
+        self.writer.write(move |batch| templates::apply_template_updates(batch, business, &updates)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %business, signals = signals.len()))]
+    async fn record_signals(
+        &self,
+        business: BusinessId,
+        signals: &[NewSignal],
+        received_at: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let signals = signals.to_vec();
+        self.writer.write(move |batch| signals::record_signals(batch, business, &signals, received_at)).await
+    }
+
+    async fn signals(&self, business: BusinessId, filter: &SignalFilter) -> Result<Vec<Signal>, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| signals::signals(conn, business, &filter)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %message.business_id, purpose = message.purpose.as_str()))]
+    async fn record_sent_message(&self, message: &SentMessage) -> Result<(), StoreError> {
+        let message = message.clone();
+        self.writer.write(move |batch| contacts::record_sent_message(batch, &message)).await
+    }
+
+    async fn sent_message(&self, business: BusinessId, message_id: &str) -> Result<Option<SentMessage>, StoreError> {
+        let message_id = message_id.to_owned();
+        self.read_quick(move |conn| contacts::sent_message(conn, business, &message_id)).await
+    }
 }
 
 #[cfg(test)]
@@ -442,6 +609,7 @@ mod tests {
                 source: OptOutSource::Keyword,
                 recorded_by: "test".into(),
                 evidence: Evidence::default(),
+                requested_at: None,
             })
         } else {
             ConsentChange::OptIn(OptIn {

@@ -77,6 +77,7 @@ async fn a_failing_command_rolls_back_only_itself() {
                             source: OptOutSource::Api,
                             recorded_by: "test".into(),
                             evidence: Evidence::recorded(Map::new()),
+                            requested_at: None,
                         }),
                         recorded_at: Timestamp::now(),
                     };

@@ -49,14 +49,14 @@ async fn reopening_keeps_the_data_and_rebuilds_the_index() {
 
     assert!(migrate(&path).unwrap().is_empty(), "nothing left to apply");
     let applied_after: i64 = raw(&path).query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
-    assert_eq!((applied_before, applied_after), (1, 1));
+    assert_eq!((applied_before, applied_after), (2, 2));
 }
 
 #[test]
 fn migrate_applies_each_migration_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(&dir);
-    assert_eq!(migrate(&path).unwrap(), ["0001_initial"]);
+    assert_eq!(migrate(&path).unwrap(), ["0001_initial", "0002_whatsapp"]);
     assert!(migrate(&path).unwrap().is_empty());
     drop(SqliteStore::open(&path).unwrap());
     assert!(migrate(&path).unwrap().is_empty());

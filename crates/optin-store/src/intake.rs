@@ -157,6 +157,7 @@ pub async fn record_opt_out(
         source: input.source,
         recorded_by: recorded_by.to_owned(),
         evidence: Evidence::recorded(input.evidence),
+        requested_at: None,
     });
     record(store, business, phone, change, now).await
 }

@@ -5,6 +5,7 @@
 //! [`gate`], [`ledger`], [`tenancy`]) combine core rules with store calls once, so the HTTP API
 //! and the CLI share them instead of repeating them.
 
+pub mod channel;
 pub mod gate;
 pub mod intake;
 pub mod ledger;
@@ -14,6 +15,7 @@ mod store;
 pub mod tenancy;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod whatsapp;
 
 pub use records::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse};
 pub use rejection::{Problem, Rejection, RejectionKind, UseCaseError};

@@ -8,6 +8,10 @@ use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
 use optin_core::ledger::{ChainHead, LedgerEntry};
 use optin_core::phone::PhoneNumber;
 
+use crate::channel::{
+    Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, NewSignal, Sender, SentMessage, SettingsDocument, Sighting,
+    Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
+};
 use crate::records::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse};
 
 /// Why a store call failed. Driver errors never cross this boundary except boxed in
@@ -102,4 +106,104 @@ pub trait Store: Send + Sync + 'static {
     async fn saved_response(&self, business: BusinessId, key: &str) -> Result<Option<SavedResponse>, StoreError>;
     /// Saves a response for a key; if one is already saved, keeps the first.
     async fn save_response(&self, business: BusinessId, key: &str, response: &SavedResponse) -> Result<(), StoreError>;
+
+    // --- WhatsApp channel -----------------------------------------------------------------
+
+    /// Registers a sender. `Conflict { constraint: "phone_number_id" }` if any business already
+    /// has this `phone_number_id`; `NotFound` for an unknown business.
+    async fn add_sender(&self, sender: &Sender) -> Result<(), StoreError>;
+    /// The business's senders, oldest first.
+    async fn senders(&self, business: BusinessId) -> Result<Vec<Sender>, StoreError>;
+    /// A settings document of the business, by name.
+    async fn settings_document(&self, business: BusinessId, name: &str)
+    -> Result<Option<SettingsDocument>, StoreError>;
+    /// Creates or replaces a settings document. `NotFound` for an unknown business.
+    async fn put_settings_document(&self, document: &SettingsDocument) -> Result<(), StoreError>;
+
+    /// Appends a webhook delivery, as received, to the inbox (state `pending`). Durable once this
+    /// returns: the webhook endpoint answers 200 only after it.
+    async fn insert_delivery(
+        &self,
+        business: BusinessId,
+        received_at: Timestamp,
+        body: &[u8],
+    ) -> Result<DeliveryId, StoreError>;
+    /// Claims up to `limit` pending deliveries of any business, oldest first, that nobody holds
+    /// (or whose claim expired): each gets `attempts + 1` and is held until `now + lease`, so that
+    /// another process does not take it meanwhile, and is taken again after a crash.
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Records how processing ended (and releases the claims), in one transaction.
+    async fn finish_deliveries(
+        &self,
+        outcomes: &[(DeliveryId, DeliveryOutcome)],
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The business's deliveries, newest first.
+    async fn list_deliveries(&self, business: BusinessId, filter: &DeliveryFilter)
+    -> Result<Vec<Delivery>, StoreError>;
+    async fn delivery(&self, business: BusinessId, id: DeliveryId) -> Result<Option<Delivery>, StoreError>;
+    /// Queues a delivery again (state `pending`, claim released). `NotFound` if not the business's.
+    async fn requeue_delivery(&self, business: BusinessId, id: DeliveryId) -> Result<(), StoreError>;
+
+    /// Records people seen writing in threads, in one transaction: each sighting creates or
+    /// updates the contact found by phone or by user id (linking the two when both are given,
+    /// merging two contacts when they turn out to be one), and moves `last_inbound_at` forward
+    /// (never back).
+    async fn record_sightings(&self, business: BusinessId, sightings: &[Sighting]) -> Result<(), StoreError>;
+    /// The contact with this phone number, or else with this user id.
+    async fn thread_contact(
+        &self,
+        business: BusinessId,
+        phone: Option<PhoneNumber>,
+        user_id: Option<&str>,
+    ) -> Result<Option<ThreadContact>, StoreError>;
+
+    /// Like `record_consent`, once per `dedupe_key` and business: if the key was already used,
+    /// records nothing and returns `None` (webhooks are delivered at least once).
+    async fn record_consent_once(
+        &self,
+        business: &Business,
+        dedupe_key: &str,
+        event: &ConsentEvent,
+    ) -> Result<Option<Recorded>, StoreError>;
+
+    /// Creates or replaces templates by (name, language), in one transaction.
+    async fn put_templates(&self, business: BusinessId, templates: &[StoredTemplate]) -> Result<(), StoreError>;
+    async fn template(
+        &self,
+        business: BusinessId,
+        name: &str,
+        language: &str,
+    ) -> Result<Option<StoredTemplate>, StoreError>;
+    /// The business's templates by name, then language.
+    async fn list_templates(&self, business: BusinessId) -> Result<Vec<StoredTemplate>, StoreError>;
+    /// Applies platform changes to known templates (unknown ones are left alone), in order, in
+    /// one transaction; a change older than the template's `updated_at` is ignored (webhooks
+    /// arrive out of order). Returns how many changes were applied.
+    async fn apply_template_updates(
+        &self,
+        business: BusinessId,
+        updates: &[TemplateUpdate],
+    ) -> Result<usize, StoreError>;
+
+    /// Stores signals, in one transaction; a signal whose `dedupe_key` the business already has
+    /// is skipped. Returns how many were new.
+    async fn record_signals(
+        &self,
+        business: BusinessId,
+        signals: &[NewSignal],
+        received_at: Timestamp,
+    ) -> Result<usize, StoreError>;
+    /// The business's signals matching the filter, oldest first (by id).
+    async fn signals(&self, business: BusinessId, filter: &SignalFilter) -> Result<Vec<Signal>, StoreError>;
+
+    /// Remembers a message optin sent in a thread. For an opt-in question it also sets the
+    /// contact's `last_asked_at` (creating the contact if needed).
+    async fn record_sent_message(&self, message: &SentMessage) -> Result<(), StoreError>;
+    async fn sent_message(&self, business: BusinessId, message_id: &str) -> Result<Option<SentMessage>, StoreError>;
 }

@@ -17,6 +17,8 @@ use crate::ledger::verify_ledger;
 use crate::tenancy::{CategoryInput, create_business, issue_key};
 use crate::{SavedResponse, Store, StoreError, UseCaseError};
 
+mod channel;
+
 const NOTICE: &str = "I agree to receive order updates and offers from Acme Shoes on WhatsApp. Reply STOP to opt out.";
 
 /// Runs every story against `store`, which must be empty.
@@ -30,6 +32,7 @@ pub async fn run_contract_suite(store: Arc<dyn Store>) {
     tenants_do_not_see_each_other(store).await;
     concurrent_writes_keep_one_chain(store).await;
     saved_responses_keep_the_first(store).await;
+    channel::run_channel_stories(store).await;
 }
 
 fn now() -> Timestamp {

@@ -33,7 +33,11 @@ async fn serve(global: &optin::cli::GlobalArgs, args: optin::cli::ServeArgs) -> 
             database,
             admin_token: args.admin_token,
             demo: args.demo,
-            http: optin_http::HttpSettings { body_limit_bytes: args.body_limit, ..Default::default() },
+            http: optin_http::HttpSettings {
+                body_limit_bytes: args.body_limit,
+                large_body_limit_bytes: args.webhook_body_limit,
+                ..Default::default()
+            },
         },
         Err(error) => return optin::cli::Output { json: global.json }.fail(&error.into()),
     };

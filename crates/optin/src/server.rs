@@ -3,12 +3,15 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use jiff::Timestamp;
 use optin_http::{AppState, HttpSettings};
 use optin_store::Store;
 use optin_store::tenancy::CategoryInput;
+use optin_whatsapp::outbound::{OutboundClient, RetryPolicy};
+use optin_whatsapp::{Processor, ProcessorConfig};
 use tokio::net::TcpListener;
 
 use crate::database::DatabaseUrl;
@@ -50,10 +53,24 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     let listener =
         TcpListener::bind(settings.listen).await.with_context(|| format!("while binding {}", settings.listen))?;
     tracing::info!(listen = %listener.local_addr()?, database = ?settings.database, "optin is serving");
-    let router = optin_http::router(AppState::new(store, settings.http));
+    let processor = inbox_processor(Arc::clone(&store))?;
+    let processing = tokio::spawn({
+        let processor = processor.clone();
+        async move { processor.run(std::future::pending()).await }
+    });
+    let waker: optin_http::InboxWaker = Arc::new(move || processor.wake());
+    let router = optin_http::router(AppState::new(store, settings.http).with_inbox_waker(waker));
     serve(router, listener, shutdown).await?;
+    // Safe at any point: a delivery being processed keeps its claim and is taken again later.
+    processing.abort();
     tracing::info!("optin stopped");
     Ok(())
+}
+
+/// The processor of the webhook inbox, with the outbound client it sends through.
+pub fn inbox_processor(store: Arc<dyn Store>) -> anyhow::Result<Processor> {
+    let client = OutboundClient::new(RetryPolicy::default()).context("while creating the outbound HTTP client")?;
+    Ok(Processor::new(store, client, ProcessorConfig::default()))
 }
 
 /// The phone-number metadata loads on first use (seconds in debug builds); load it before serving.

@@ -51,6 +51,7 @@ fn opt_out(id: u128, recorded: i64, categories: &[&str]) -> ConsentEvent {
             source: OptOutSource::Keyword,
             recorded_by: "test".into(),
             evidence: Evidence::recorded(Map::new()),
+            requested_at: None,
         }),
     )
 }

@@ -20,6 +20,7 @@ fn event(n: u128) -> ConsentEvent {
             source: OptOutSource::Api,
             recorded_by: "agent 7".into(),
             evidence: Evidence::recorded(Map::new()),
+            requested_at: None,
         }),
         recorded_at: Timestamp::from_second(1_700_000_000).unwrap(),
     }

@@ -4,9 +4,10 @@
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
+use jiff::Timestamp;
 use optin_core::decision::{Decision, ReasonView};
 use optin_core::phone::Region;
-use optin_store::gate;
+use optin_store::gate::{self, GateAnswer, MessageRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -26,22 +27,63 @@ pub(crate) struct DecisionRequest {
     phone: String,
     /// ISO 3166-1 alpha-2 hint for national numbers.
     country: Option<String>,
-    /// The message's category.
+    /// The message's category. Give exactly one of `category`, `template` and `message_type`.
     #[schema(example = "offers")]
-    category: String,
+    category: Option<String>,
+    /// A template message: allowed when the template is approved and the contact opted in to its
+    /// category, also outside the service window.
+    template: Option<TemplateRef>,
+    /// `text` (any free-form, non-template message): allowed only inside the service window.
+    #[schema(example = "text")]
+    message_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TemplateRef {
+    #[schema(example = "spring_sale")]
+    name: String,
+    /// `en_US` or `en-US`.
+    #[schema(example = "en_US")]
+    language: String,
 }
 
 /// The gate's answer: allowed, or every reason it is not.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionView {
     allowed: bool,
-    /// Codes: `invalid_phone`, `not_a_mobile_number`, `unknown_category`, `no_opt_in`, `opted_out`.
+    /// Codes: `invalid_phone`, `not_a_mobile_number`, `unknown_category`, `no_opt_in`, `opted_out`,
+    /// `template_not_found`, `template_not_approved`, `template_not_linked`,
+    /// `not_opted_in_to_template_category`, `outside_service_window`.
     reasons: Vec<ReasonView>,
+    /// When the contact's customer-service window closes, if it is open (template and
+    /// free-form decisions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    service_window_closes_at: Option<Timestamp>,
+    /// For a template: the business category it counts against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template_category: Option<String>,
 }
 
 impl From<&Decision> for DecisionView {
     fn from(decision: &Decision) -> DecisionView {
-        DecisionView { allowed: decision.allowed(), reasons: decision.reasons.iter().map(ReasonView::from).collect() }
+        DecisionView {
+            allowed: decision.allowed(),
+            reasons: decision.reasons.iter().map(ReasonView::from).collect(),
+            service_window_closes_at: None,
+            template_category: None,
+        }
+    }
+}
+
+impl From<&GateAnswer> for DecisionView {
+    fn from(answer: &GateAnswer) -> DecisionView {
+        DecisionView {
+            service_window_closes_at: answer.service_window_closes_at,
+            template_category: answer.template_category.as_ref().map(ToString::to_string),
+            ..DecisionView::from(&answer.decision)
+        }
     }
 }
 
@@ -50,7 +92,7 @@ impl From<&Decision> for DecisionView {
     request_body = DecisionRequest,
     responses(
         (status = 200, body = DecisionView),
-        (status = 422, description = "`invalid_country`, `invalid_body`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_country`, `invalid_message`, `invalid_body`", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn decide(
     State(state): State<AppState>,
@@ -61,7 +103,41 @@ pub(crate) async fn decide(
         Some(code) => Some(Region::parse(code).map_err(|e| ApiError::invalid(e.code(), e.to_string()))?),
         None => None,
     };
-    let decision = gate::decide_send(state.store(), &business, &request.phone, region, &request.category).await?;
-    state.metrics().record_decision(decision.allowed());
-    Ok(axum::Json(DecisionView::from(&decision)))
+    let view = match (&request.category, &request.template, request.message_type.as_deref()) {
+        // The hot path: a category decision needs no window or template lookup.
+        (Some(category), None, None) => {
+            let decision = gate::decide_send(state.store(), &business, &request.phone, region, category).await?;
+            DecisionView::from(&decision)
+        }
+        (None, Some(template), None) => {
+            let message = MessageRequest::Template { name: &template.name, language: &template.language };
+            let answer =
+                gate::decide_message_send(state.store(), &business, &request.phone, region, message, Timestamp::now())
+                    .await?;
+            DecisionView::from(&answer)
+        }
+        (None, None, Some("text")) => {
+            let answer = gate::decide_message_send(
+                state.store(),
+                &business,
+                &request.phone,
+                region,
+                MessageRequest::FreeForm,
+                Timestamp::now(),
+            )
+            .await?;
+            DecisionView::from(&answer)
+        }
+        (None, None, Some(_)) => {
+            return Err(ApiError::invalid("invalid_message", "message_type must be `text` (any free-form message)"));
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_message",
+                "give exactly one of `category`, `template` ({name, language}) and `message_type`",
+            ));
+        }
+    };
+    state.metrics().record_decision(view.allowed);
+    Ok(axum::Json(view))
 }

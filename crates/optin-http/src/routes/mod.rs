@@ -2,13 +2,18 @@
 
 pub(crate) mod business;
 pub(crate) mod businesses;
+pub(crate) mod channel;
 pub(crate) mod consent;
 pub(crate) mod contacts;
 pub(crate) mod decisions;
+pub(crate) mod inbox;
 pub(crate) mod keys;
 pub(crate) mod ledger;
 pub(crate) mod notices;
+pub(crate) mod signals;
 pub(crate) mod system;
+pub(crate) mod templates;
+pub(crate) mod webhooks;
 
 use axum::Router;
 
@@ -26,6 +31,11 @@ pub(crate) fn all() -> Router<AppState> {
         .merge(decisions::router())
         .merge(contacts::router())
         .merge(ledger::router())
+        .merge(channel::router())
+        .merge(webhooks::router())
+        .merge(templates::router())
+        .merge(signals::router())
+        .merge(inbox::router())
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
 }

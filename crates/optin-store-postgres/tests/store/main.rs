@@ -1,6 +1,7 @@
 //! The PostgreSQL store on a real server: each test creates its own database
 //! (`OPTIN_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`) and drops it.
 
+mod channel;
 mod ledger;
 mod migrations;
 mod servers;

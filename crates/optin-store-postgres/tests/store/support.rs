@@ -38,6 +38,7 @@ pub fn opt_out(business: &Business, phone: PhoneNumber) -> ConsentEvent {
             source: OptOutSource::Api,
             recorded_by: "test".into(),
             evidence: Evidence::recorded(Map::new()),
+            requested_at: None,
         }),
         recorded_at: Timestamp::now(),
     }

@@ -6,6 +6,7 @@ mod business;
 mod consent;
 mod ledger;
 mod output;
+mod whatsapp;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +74,24 @@ pub enum Command {
     /// Verify the tamper-evident ledger.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// Manage a business's WhatsApp senders.
+    #[command(subcommand)]
+    Sender(whatsapp::SenderCommand),
+    /// How a business's webhook deliveries are authenticated.
+    #[command(subcommand)]
+    WebhookSettings(whatsapp::WebhookSettingsCommand),
+    /// A business's WhatsApp channel policy (opt-out scope, keywords, confirmations, in-thread opt-in).
+    #[command(subcommand)]
+    Policy(whatsapp::PolicyCommand),
+    /// A business's template registry.
+    #[command(subcommand)]
+    Template(whatsapp::TemplateCommand),
+    /// Webhook deliveries as received: list, replay.
+    #[command(subcommand)]
+    Inbox(whatsapp::InboxCommand),
+    /// Quality signals from webhooks.
+    #[command(subcommand)]
+    Signals(whatsapp::SignalsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +108,9 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "OPTIN_BODY_LIMIT", default_value_t = 65_536)]
     pub body_limit: usize,
+    /// Largest accepted webhook delivery or template file, in bytes (Meta sends up to 3 MB).
+    #[arg(long, env = "OPTIN_WEBHOOK_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
+    pub webhook_body_limit: usize,
 }
 
 /// Runs a CLI command that is not `serve` and returns the process exit status.
@@ -105,6 +127,12 @@ pub async fn run(global: &GlobalArgs, command: Command) -> ExitCode {
         Command::Check(args) => consent::check(global, output, args).await,
         Command::Contact(command) => consent::run_contact(global, output, command).await,
         Command::Ledger(command) => ledger::run(global, output, command).await,
+        Command::Sender(command) => whatsapp::run_sender(global, output, command).await,
+        Command::WebhookSettings(command) => whatsapp::run_webhook_settings(global, output, command).await,
+        Command::Policy(command) => whatsapp::run_policy(global, output, command).await,
+        Command::Template(command) => whatsapp::run_template(global, output, command).await,
+        Command::Inbox(command) => whatsapp::run_inbox(global, output, command).await,
+        Command::Signals(command) => whatsapp::run_signals(global, output, command).await,
     };
     match result {
         Ok(code) => code,

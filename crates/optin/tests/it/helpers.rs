@@ -8,6 +8,8 @@ use optin_http::{AppState, HttpSettings};
 use optin_store::Store;
 use optin_store_postgres::{PostgresStore, TestDatabase};
 use optin_store_sqlite::SqliteStore;
+use optin_whatsapp::outbound::{OutboundClient, RetryPolicy};
+use optin_whatsapp::{Processor, ProcessorConfig};
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -43,6 +45,9 @@ enum Database {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    /// The server's inbox processor (already running; tests may also drain it directly).
+    pub processor: Processor,
+    pub store: Arc<dyn Store>,
     database: Database,
 }
 
@@ -80,14 +85,35 @@ pub async fn spawn_app_with_timeout(backend: Backend, request_timeout: std::time
 
 /// Serves the router over `store` through the same function `optin serve` uses.
 async fn serve_store(store: Arc<dyn Store>, database: Database, request_timeout: std::time::Duration) -> TestApp {
-    let settings = HttpSettings { body_limit_bytes: BODY_LIMIT, request_timeout };
-    let router = optin_http::router(AppState::new(store, settings));
+    let settings = HttpSettings { body_limit_bytes: BODY_LIMIT, request_timeout, ..HttpSettings::default() };
+    let processor = test_processor(Arc::clone(&store));
+    tokio::spawn({
+        let processor = processor.clone();
+        async move { processor.run(std::future::pending()).await }
+    });
+    let waker: optin_http::InboxWaker = Arc::new({
+        let processor = processor.clone();
+        move || processor.wake()
+    });
+    let router = optin_http::router(AppState::new(Arc::clone(&store), settings).with_inbox_waker(waker));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         optin::server::serve(router, listener, std::future::pending()).await.expect("the test server runs")
     });
-    TestApp { address, client: reqwest::Client::new(), database }
+    TestApp { address, client: reqwest::Client::new(), processor, store, database }
+}
+
+/// An inbox processor that retries sends quickly, as tests need.
+pub fn test_processor(store: Arc<dyn Store>) -> Processor {
+    let retry = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: std::time::Duration::from_millis(5),
+        max_backoff: std::time::Duration::from_millis(50),
+        request_timeout: std::time::Duration::from_secs(2),
+    };
+    let config = ProcessorConfig { poll_interval: std::time::Duration::from_millis(100), ..ProcessorConfig::default() };
+    Processor::new(store, OutboundClient::new(retry).unwrap(), config)
 }
 
 /// `TEST_LOG=1` shows the tracing output (filtered by `RUST_LOG`, default `debug`).

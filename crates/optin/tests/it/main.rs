@@ -9,3 +9,4 @@ mod api;
 mod cli;
 mod helpers;
 mod server;
+mod whatsapp;

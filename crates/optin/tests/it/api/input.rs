@@ -116,7 +116,7 @@ async fn malformed_missing_extra_and_mistyped_fields_are_refused_with_our_codes(
     let cases: [(&str, Option<&str>, StatusCode, &str, &str); 9] = [
         ("{\"phone\": \"+14155552671\",", json, StatusCode::BAD_REQUEST, "malformed_json", ""),
         ("", json, StatusCode::BAD_REQUEST, "malformed_json", ""),
-        ("{\"phone\": \"+14155552671\"}", json, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "category"),
+        ("{\"phone\": \"+14155552671\"}", json, StatusCode::UNPROCESSABLE_ENTITY, "invalid_message", "category"),
         (
             "{\"phone\": \"+1\", \"category\": \"x\", \"extra\": 1}",
             json,

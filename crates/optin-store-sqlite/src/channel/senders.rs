@@ -1,0 +1,152 @@
+//! Senders (a business's WhatsApp numbers) and settings documents.
+
+use std::sync::Mutex;
+
+use optin_core::ids::BusinessId;
+use optin_core::whatsapp::Provider;
+use optin_store::StoreError;
+use optin_store::channel::{Sender, SettingsDocument};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{corrupt, db_error};
+use crate::follow::lock;
+use crate::rows::{id, time, timestamp};
+use crate::writer::Batch;
+
+/// `Conflict { constraint: "phone_number_id" }` when any business has the number already (the
+/// primary key), `NotFound` for an unknown business (the foreign key).
+pub(crate) fn add_sender(batch: &mut Batch<'_>, sender: &Sender) -> Result<(), StoreError> {
+    let created_at = time(sender.created_at)?;
+    batch
+        .conn
+        .prepare_cached(
+            "INSERT INTO senders (phone_number_id, business_id, display_phone_number, waba_id, provider, base_url,
+                                  api_version, credential, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                sender.phone_number_id,
+                sender.business_id.to_string(),
+                sender.display_phone_number,
+                sender.waba_id,
+                sender.provider.as_str(),
+                sender.base_url,
+                sender.api_version,
+                sender.credential,
+                created_at
+            ])
+        })
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// The business's senders, oldest first.
+pub(crate) fn senders(conn: &Connection, business: BusinessId) -> Result<Vec<Sender>, StoreError> {
+    let rows: Vec<SenderRow> = conn
+        .prepare_cached(
+            "SELECT phone_number_id, business_id, display_phone_number, waba_id, provider, base_url, api_version,
+                    credential, created_at
+             FROM senders WHERE business_id = ?1 ORDER BY created_at, rowid",
+        )
+        .and_then(|mut stmt| stmt.query_map([business.to_string()], SenderRow::read)?.collect())
+        .map_err(db_error)?;
+    rows.into_iter().map(Sender::try_from).collect()
+}
+
+struct SenderRow {
+    phone_number_id: String,
+    business_id: String,
+    display_phone_number: String,
+    waba_id: String,
+    provider: String,
+    base_url: String,
+    api_version: String,
+    credential: String,
+    created_at: i64,
+}
+
+impl SenderRow {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<SenderRow> {
+        Ok(SenderRow {
+            phone_number_id: row.get(0)?,
+            business_id: row.get(1)?,
+            display_phone_number: row.get(2)?,
+            waba_id: row.get(3)?,
+            provider: row.get(4)?,
+            base_url: row.get(5)?,
+            api_version: row.get(6)?,
+            credential: row.get(7)?,
+            created_at: row.get(8)?,
+        })
+    }
+}
+
+impl TryFrom<SenderRow> for Sender {
+    type Error = StoreError;
+    fn try_from(row: SenderRow) -> Result<Sender, StoreError> {
+        Ok(Sender {
+            business_id: id(&row.business_id, "senders.business_id")?,
+            phone_number_id: row.phone_number_id,
+            display_phone_number: row.display_phone_number,
+            waba_id: row.waba_id,
+            provider: Provider::parse(&row.provider).ok_or_else(|| corrupt("senders.provider is unknown"))?,
+            base_url: row.base_url,
+            api_version: row.api_version,
+            credential: row.credential,
+            created_at: timestamp(row.created_at, "senders.created_at")?,
+        })
+    }
+}
+
+/// Creates or replaces the document; `NotFound` for an unknown business (the foreign key).
+pub(crate) fn put_settings_document(batch: &mut Batch<'_>, document: &SettingsDocument) -> Result<(), StoreError> {
+    let updated_at = time(document.updated_at)?;
+    batch
+        .conn
+        .prepare_cached(
+            "INSERT INTO settings_documents (business_id, name, content, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (business_id, name) DO UPDATE SET content = excluded.content, updated_at = excluded.updated_at",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![document.business_id.to_string(), document.name, document.content, updated_at])
+        })
+        .map_err(db_error)?;
+    Ok(())
+}
+
+pub(crate) fn settings_document(
+    conn: &Connection,
+    business: BusinessId,
+    name: &str,
+) -> Result<Option<SettingsDocument>, StoreError> {
+    let found: Option<(String, i64)> = conn
+        .prepare_cached("SELECT content, updated_at FROM settings_documents WHERE business_id = ?1 AND name = ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![business.to_string(), name], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+        })
+        .map_err(db_error)?;
+    let Some((content, updated_at)) = found else { return Ok(None) };
+    Ok(Some(SettingsDocument {
+        business_id: business,
+        name: interned(name),
+        content,
+        updated_at: timestamp(updated_at, "settings_documents.updated_at")?,
+    }))
+}
+
+/// The names of documents read so far, each leaked once.
+static SETTINGS_NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+/// `SettingsDocument::name` is a `&'static str` (the use cases name documents with constants), so
+/// a name read back must be made static: each distinct name is leaked once and reused. Only names
+/// of stored documents get here, and those were `&'static str`s when they were put.
+fn interned(name: &str) -> &'static str {
+    let mut names = lock(&SETTINGS_NAMES);
+    if let Some(known) = names.iter().find(|known| **known == name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.push(leaked);
+    leaked
+}
