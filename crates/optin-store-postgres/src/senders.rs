@@ -1,7 +1,5 @@
 //! Senders (a business's WhatsApp numbers) and per-business settings documents.
 
-use std::sync::Mutex;
-
 use optin_core::ids::BusinessId;
 use optin_core::whatsapp::Provider;
 use optin_store::StoreError;
@@ -55,7 +53,7 @@ impl PostgresStore {
         };
         Ok(Some(SettingsDocument {
             business_id: business,
-            name: interned(name),
+            name: name.to_owned(),
             content: get(&row, T, "content")?,
             updated_at: timestamp(get(&row, T, "updated_at")?, T, "updated_at")?,
         }))
@@ -72,20 +70,6 @@ impl PostgresStore {
         client.execute(sql, &params).await.map_err(db)?;
         Ok(())
     }
-}
-
-/// `SettingsDocument::name` is a `&'static str` (the use cases name documents with constants),
-/// but a read gets the name as a borrowed `&str`. Names are interned: each distinct name that
-/// was found stored is leaked once, so memory is bounded by the handful of document names.
-fn interned(name: &str) -> &'static str {
-    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-    let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(known) = names.iter().find(|known| **known == name) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    names.push(leaked);
-    leaked
 }
 
 /// Columns: `SENDER_COLUMNS`.

@@ -44,7 +44,7 @@ impl std::fmt::Debug for Sender {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettingsDocument {
     pub business_id: BusinessId,
-    pub name: &'static str,
+    pub name: String,
     pub content: String,
     pub updated_at: Timestamp,
 }

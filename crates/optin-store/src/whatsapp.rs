@@ -380,8 +380,12 @@ async fn write_document<T: Serialize>(
     now: Timestamp,
 ) -> Result<(), UseCaseError> {
     let content = serde_json::to_string(value).expect("settings serialize");
-    let document =
-        SettingsDocument { business_id: business.id, name, content, updated_at: truncate_to_microseconds(now) };
+    let document = SettingsDocument {
+        business_id: business.id,
+        name: name.to_owned(),
+        content,
+        updated_at: truncate_to_microseconds(now),
+    };
     Ok(store.put_settings_document(&document).await?)
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use optin_core::ids::BusinessId;
-use optin_store::channel::{Delivery, DeliveryOutcome};
+use optin_store::channel::{Delivery, DeliveryId, DeliveryOutcome, Sighting, TemplateUpdate};
 use optin_store::{Store, StoreError, UseCaseError};
 use tokio::sync::{Notify, Semaphore};
 
@@ -130,11 +130,13 @@ impl Processor {
         let claimed =
             inner.store.claim_deliveries(Timestamp::now(), inner.config.lease, inner.config.batch_size).await?;
         let mut outcomes = Vec::with_capacity(claimed.len());
-        for delivery in &claimed {
-            match self.process(delivery).await {
-                Ok(outcome) => outcomes.push((delivery.id, outcome)),
+        for (business_id, deliveries) in by_business(&claimed) {
+            match self.process_group(business_id, &deliveries).await {
+                Ok(group) => outcomes.extend(group),
                 // Left claimed: taken again when the lease expires.
-                Err(error) => tracing::warn!(delivery = delivery.id, error = %error, "delivery left for a retry"),
+                Err(error) => {
+                    tracing::warn!(business = %business_id, error = %error, "deliveries left for a retry");
+                }
             }
         }
         if !outcomes.is_empty() {
@@ -143,44 +145,69 @@ impl Processor {
         Ok(claimed.len())
     }
 
-    /// Processes one delivery. `Err` only for an unavailable database (worth retrying); every
-    /// other problem is the delivery's outcome.
-    async fn process(&self, delivery: &Delivery) -> Result<DeliveryOutcome, StoreError> {
-        match self.try_process(delivery).await {
-            Ok(note) => Ok(DeliveryOutcome::Processed { note }),
-            Err(ProcessError::Store(StoreError::Unavailable(cause))) => Err(StoreError::Unavailable(cause)),
-            Err(error) => {
-                tracing::warn!(delivery = delivery.id, business = %delivery.business_id, error = %error,
-                    "webhook delivery failed");
-                Ok(DeliveryOutcome::Failed { error: error.to_string() })
-            }
-        }
-    }
-
-    async fn try_process(&self, delivery: &Delivery) -> Result<Option<String>, ProcessError> {
+    /// Processes one business's claimed deliveries, in order, with one write per kind of record
+    /// for the whole group (the hot path: plain messages only renew service windows). `Err` only
+    /// for an unavailable database; every other problem is a delivery's outcome.
+    async fn process_group(
+        &self,
+        business_id: BusinessId,
+        deliveries: &[&Delivery],
+    ) -> Result<Vec<(DeliveryId, DeliveryOutcome)>, StoreError> {
         let store = self.inner.store.as_ref();
-        let business = store.business(delivery.business_id).await?.ok_or(ProcessError::UnknownBusiness)?;
-        let parsed = optin_core::whatsapp::webhook::parse_delivery(&delivery.body)
-            .map_err(|e| ProcessError::Unreadable(format!("{}: {e}", e.code())))?;
-        let context = BusinessContext::load(store, business).await?;
-        let mut work = DeliveryWork::default();
-        for skipped in &parsed.skipped {
-            work.note(format!("skipped {}: {}", skipped.path, skipped.reason));
+        let fail_all = |error: &str| {
+            let outcome = DeliveryOutcome::Failed { error: error.to_owned() };
+            deliveries.iter().map(|d| (d.id, outcome.clone())).collect()
+        };
+        let Some(business) = store.business(business_id).await? else {
+            return Ok(fail_all("the delivery's business does not exist"));
+        };
+        let context = match BusinessContext::load(store, business).await {
+            Ok(context) => context,
+            Err(ProcessError::Store(error)) => return Err(error),
+            Err(error) => return Ok(fail_all(&error.to_string())),
+        };
+        let planned: Vec<(DeliveryId, Result<DeliveryWork, String>)> =
+            deliveries.iter().map(|delivery| (delivery.id, plan(&context, delivery))).collect();
+        let works = planned.iter().filter_map(|(_, work)| work.as_ref().ok());
+        let sightings: Vec<Sighting> = works.clone().flat_map(|w| w.sightings.iter().cloned()).collect();
+        let template_updates: Vec<TemplateUpdate> = works.flat_map(|w| w.template_updates.iter().cloned()).collect();
+        if !sightings.is_empty() {
+            store.record_sightings(business_id, &sightings).await?;
         }
-        for change in parsed.changes {
-            context.plan(change, &mut work);
+        if !template_updates.is_empty() {
+            store.apply_template_updates(business_id, &template_updates).await?;
         }
         let now = Timestamp::now();
-        store.record_sightings(context.business.id, &work.sightings).await?;
-        store.apply_template_updates(context.business.id, &work.template_updates).await?;
         let actions = ThreadActions { store, context: &context, now };
-        // Applying the actions adds signals (replies to unknown messages, unlinked opt-outs).
-        let sends = actions.apply(&mut work).await?;
-        store.record_signals(context.business.id, &work.signals, now).await?;
-        for send in sends {
-            self.spawn_send(&context, send);
+        let mut signals = actions.linked_opt_outs(&sightings).await.map_err(store_error)?;
+        let mut outcomes = Vec::with_capacity(planned.len());
+        for (id, work) in planned {
+            let mut work = match work {
+                Ok(work) => work,
+                Err(error) => {
+                    outcomes.push((id, DeliveryOutcome::Failed { error }));
+                    continue;
+                }
+            };
+            // Applying the actions adds signals (replies to unknown messages, unlinked opt-outs).
+            let applied = actions.apply(&mut work).await;
+            signals.append(&mut work.signals);
+            match applied {
+                Ok(sends) => {
+                    sends.into_iter().for_each(|send| self.spawn_send(&context, send));
+                    outcomes.push((id, DeliveryOutcome::Processed { note: work.into_note() }));
+                }
+                Err(ProcessError::Store(error)) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(delivery = id, business = %business_id, error = %error, "webhook delivery failed");
+                    outcomes.push((id, DeliveryOutcome::Failed { error: error.to_string() }));
+                }
+            }
         }
-        Ok(work.into_note())
+        if !signals.is_empty() {
+            store.record_signals(business_id, &signals, now).await?;
+        }
+        Ok(outcomes)
     }
 
     fn spawn_send(&self, context: &BusinessContext, send: crate::thread::PendingSend) {
@@ -205,12 +232,41 @@ impl Processor {
     }
 }
 
+/// Parses and reads one delivery (no I/O). `Err` is why it cannot be processed at all.
+fn plan(context: &BusinessContext, delivery: &Delivery) -> Result<DeliveryWork, String> {
+    let parsed = optin_core::whatsapp::webhook::parse_delivery(&delivery.body)
+        .map_err(|e| format!("the body is not a webhook delivery ({}: {e})", e.code()))?;
+    let mut work = DeliveryWork::default();
+    for skipped in &parsed.skipped {
+        work.note(format!("skipped {}: {}", skipped.path, skipped.reason));
+    }
+    for change in parsed.changes {
+        context.plan(change, &mut work);
+    }
+    Ok(work)
+}
+
+/// The deliveries of each business, in the order claimed.
+fn by_business(deliveries: &[Delivery]) -> Vec<(BusinessId, Vec<&Delivery>)> {
+    let mut groups: Vec<(BusinessId, Vec<&Delivery>)> = Vec::new();
+    for delivery in deliveries {
+        match groups.iter_mut().find(|(id, _)| *id == delivery.business_id) {
+            Some((_, group)) => group.push(delivery),
+            None => groups.push((delivery.business_id, vec![delivery])),
+        }
+    }
+    groups
+}
+
+fn store_error(error: ProcessError) -> StoreError {
+    match error {
+        ProcessError::Store(error) => error,
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProcessError {
-    #[error("the delivery's business does not exist")]
-    UnknownBusiness,
-    #[error("the body is not a webhook delivery ({0})")]
-    Unreadable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]

@@ -524,7 +524,6 @@ impl ThreadActions<'_> {
     /// Records the consent events and returns the messages to send.
     pub(crate) async fn apply(&self, work: &mut DeliveryWork) -> Result<Vec<PendingSend>, ProcessError> {
         let mut sends = Vec::new();
-        self.record_linked_opt_outs(work).await?;
         let actions = std::mem::take(&mut work.actions);
         let mut touched: Vec<PhoneNumber> = Vec::new();
         for action in actions {
@@ -641,21 +640,24 @@ impl ThreadActions<'_> {
         work.signals.push(unlinked);
     }
 
-    /// Records the opt-outs kept for user ids that this delivery linked to a phone number.
-    async fn record_linked_opt_outs(&self, work: &mut DeliveryWork) -> Result<(), ProcessError> {
-        let linked: Vec<(String, PhoneNumber)> =
-            work.sightings.iter().filter_map(|s| Some((s.user_id.clone()?, s.phone?))).collect();
+    /// Records the opt-outs kept for user ids that these sightings link to a phone number;
+    /// returns the signals that recording produced.
+    pub(crate) async fn linked_opt_outs(&self, sightings: &[Sighting]) -> Result<Vec<NewSignal>, ProcessError> {
+        let linked: Vec<(&str, PhoneNumber)> =
+            sightings.iter().filter_map(|s| Some((s.user_id.as_deref()?, s.phone?))).collect();
+        let mut work = DeliveryWork::default();
         if linked.is_empty() {
-            return Ok(());
+            return Ok(work.signals);
         }
+        // Kept opt-outs are rare: one read for the whole group, and a write only for those users.
         let filter = SignalFilter { kind: Some(SignalKind::UnlinkedOptOut), limit: 1000, ..SignalFilter::default() };
         let kept = self.store.signals(self.business().id, &filter).await?;
         for (user_id, phone) in linked {
-            for signal in kept.iter().filter(|s| s.signal.user_id.as_deref() == Some(user_id.as_str())) {
-                self.record_unlinked(work, &signal.signal, phone).await?;
+            for signal in kept.iter().filter(|s| s.signal.user_id.as_deref() == Some(user_id)) {
+                self.record_unlinked(&mut work, &signal.signal, phone).await?;
             }
         }
-        Ok(())
+        Ok(work.signals)
     }
 
     async fn record_unlinked(

@@ -1,7 +1,5 @@
 //! Senders (a business's WhatsApp numbers) and settings documents.
 
-use std::sync::Mutex;
-
 use optin_core::ids::BusinessId;
 use optin_core::whatsapp::Provider;
 use optin_store::StoreError;
@@ -9,7 +7,6 @@ use optin_store::channel::{Sender, SettingsDocument};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{corrupt, db_error};
-use crate::follow::lock;
 use crate::rows::{id, time, timestamp};
 use crate::writer::Batch;
 
@@ -129,24 +126,8 @@ pub(crate) fn settings_document(
     let Some((content, updated_at)) = found else { return Ok(None) };
     Ok(Some(SettingsDocument {
         business_id: business,
-        name: interned(name),
+        name: name.to_owned(),
         content,
         updated_at: timestamp(updated_at, "settings_documents.updated_at")?,
     }))
-}
-
-/// The names of documents read so far, each leaked once.
-static SETTINGS_NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-
-/// `SettingsDocument::name` is a `&'static str` (the use cases name documents with constants), so
-/// a name read back must be made static: each distinct name is leaked once and reused. Only names
-/// of stored documents get here, and those were `&'static str`s when they were put.
-fn interned(name: &str) -> &'static str {
-    let mut names = lock(&SETTINGS_NAMES);
-    if let Some(known) = names.iter().find(|known| **known == name) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    names.push(leaked);
-    leaked
 }

@@ -94,7 +94,7 @@ async fn settings_documents_are_replaced_whole(store: &dyn Store) {
     let t0 = base_time();
     assert_eq!(store.settings_document(acme.id, "webhook").await.unwrap(), None);
     let first =
-        SettingsDocument { business_id: acme.id, name: "webhook", content: r#"{"a":1}"#.into(), updated_at: t0 };
+        SettingsDocument { business_id: acme.id, name: "webhook".into(), content: r#"{"a":1}"#.into(), updated_at: t0 };
     store.put_settings_document(&first).await.unwrap();
     assert_eq!(store.settings_document(acme.id, "webhook").await.unwrap().as_ref(), Some(&first));
 

@@ -16,6 +16,7 @@ on_both_backends!(
     a_131050_failure_opts_out_of_marketing,
     an_opt_out_is_confirmed_once_in_the_contacts_language,
     start_resubscribes_only_what_was_opted_out_under_a_thread_notice,
+    an_opt_out_from_a_username_only_contact_applies_once_their_number_is_known,
 );
 
 fn last_event(events: &[Value]) -> &Value {
@@ -193,4 +194,37 @@ async fn start_resubscribes_only_what_was_opted_out_under_a_thread_notice(app: T
     assert_eq!(event["method"], "whatsapp_thread");
     assert_eq!(event["evidence"]["message_id"], "wamid.rs3");
     assert_eq!(event["notice"]["id"], channel.notice_id.as_str());
+}
+
+async fn an_opt_out_from_a_username_only_contact_applies_once_their_number_is_known(app: TestApp) {
+    let channel = Channel::new(app).await;
+    channel.opt_in(&["offers", "order_updates"]).await;
+    let user_id = "US.13491208655302741918";
+    // A user with a username: no `wa_id`, only the business-scoped user id.
+    let stop = envelope(
+        "messages",
+        &json!({
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": DISPLAY_NUMBER, "phone_number_id": PHONE_NUMBER_ID },
+            "contacts": [{ "profile": { "name": "Sheena" }, "user_id": user_id }],
+            "messages": [{ "from_user_id": user_id, "id": "wamid.user1", "timestamp": (recent() - 20).to_string(),
+                "type": "text", "text": { "body": "STOP" } }]
+        }),
+    );
+    channel.deliver(&stop).await;
+    let kept = channel.signals("kind=unlinked_opt_out").await;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0]["user_id"], user_id);
+    assert!(channel.decide("offers").await.0, "the number is not known yet");
+    // Later a webhook names both: the kept opt-out enters the ledger.
+    let mut hello = text_message("wamid.user2", "Hello", recent());
+    hello["entry"][0]["changes"][0]["value"]["contacts"] = json!([{ "wa_id": WA_ID, "user_id": user_id }]);
+    channel.deliver(&hello).await;
+    assert_eq!(channel.decide("offers").await.1, ["opted_out"]);
+    assert_eq!(channel.decide("order_updates").await.1, ["opted_out"]);
+    let events = channel.events().await;
+    assert_eq!(last_event(&events)["evidence"]["message_id"], "wamid.user1");
+    channel.deliver(&hello).await;
+    channel.deliver(&text_message("wamid.user3", "Hi again", recent())).await;
+    assert_eq!(channel.events().await.len(), events.len(), "recorded once");
 }
