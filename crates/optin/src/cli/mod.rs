@@ -151,3 +151,13 @@ async fn migrate(global: &GlobalArgs, output: Output) -> Result<ExitCode, Failur
     output.print(&serde_json::json!({ "database": database.redacted(), "applied": applied }), text);
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -129,12 +129,21 @@ pub enum InboxCommand {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Show one delivery, with its body as received.
+    Show {
+        #[command(flatten)]
+        business: BusinessArg,
+        /// The delivery's id.
+        #[arg(value_name = "DELIVERY_ID")]
+        delivery: i64,
+    },
     /// Process a delivery again, now (and anything else waiting in the inbox).
     Replay {
         #[command(flatten)]
         business: BusinessArg,
         /// The delivery's id.
-        id: i64,
+        #[arg(value_name = "DELIVERY_ID")]
+        delivery: i64,
     },
 }
 
@@ -321,20 +330,26 @@ pub async fn run_inbox(global: &GlobalArgs, output: Output, command: InboxComman
                 .collect();
             output.print(&DeliveryList::new(&deliveries), lines.join("\n"));
         }
-        InboxCommand::Replay { business, id } => {
+        InboxCommand::Show { business, delivery: id } => {
+            let delivery = store.delivery(business.parse()?, id).await?.ok_or_else(delivery_not_found)?;
+            let view = DeliveryView::new(&delivery, true);
+            let text = format!(
+                "delivery {id}: {} ({} attempts){}\n{}",
+                delivery.state.as_str(),
+                delivery.attempts,
+                delivery.note.as_deref().map(|n| format!(", {n}")).unwrap_or_default(),
+                String::from_utf8_lossy(&delivery.body)
+            );
+            output.print(&view, text);
+        }
+        InboxCommand::Replay { business, delivery: id } => {
             let business = business.parse()?;
             store.requeue_delivery(business, id).await.map_err(|error| match error {
-                optin_store::StoreError::NotFound => Failure::Rejected(Rejection::not_found(
-                    "delivery_not_found",
-                    "this business has no delivery with this id",
-                )),
+                optin_store::StoreError::NotFound => delivery_not_found(),
                 other => other.into(),
             })?;
             process_inbox_now(Arc::clone(&store)).await?;
-            let delivery = store
-                .delivery(business, id)
-                .await?
-                .ok_or_else(|| Failure::Rejected(Rejection::not_found("delivery_not_found", "the delivery is gone")))?;
+            let delivery = store.delivery(business, id).await?.ok_or_else(delivery_not_found)?;
             let text = format!(
                 "delivery {id}: {}{}",
                 delivery.state.as_str(),
@@ -344,6 +359,10 @@ pub async fn run_inbox(global: &GlobalArgs, output: Output, command: InboxComman
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn delivery_not_found() -> Failure {
+    Failure::Rejected(Rejection::not_found("delivery_not_found", "this business has no delivery with this id"))
 }
 
 /// Processes what is in the inbox in this process (as the server would), including sending

@@ -7,6 +7,7 @@
 
 mod api;
 mod cli;
+mod cli_whatsapp;
 mod helpers;
 mod server;
 mod whatsapp;
