@@ -246,8 +246,9 @@ pub struct ChannelPolicy {
     pub category_aliases: BTreeMap<CategoryName, Vec<String>>,
     /// The opt-out confirmation per language code (`en`, `es`...); none: no confirmation is sent.
     pub opt_out_confirmation: BTreeMap<String, String>,
-    /// The notice (of method `whatsapp_thread`) a START-style message re-subscribes under. None:
-    /// START is recorded as a signal only.
+    /// The notice a START-style message (or a platform resume) re-subscribes under, as a
+    /// `whatsapp_thread` opt-in. None: the `thread_opt_in` notice; with neither, START is ignored
+    /// (and noted on the delivery).
     pub resubscribe_notice_id: Option<NoticeId>,
     pub thread_opt_in: Option<ThreadOptIn>,
     /// The business category a template counts against when its import names none.

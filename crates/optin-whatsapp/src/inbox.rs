@@ -39,7 +39,7 @@ impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
             lease: Duration::from_secs(60),
-            batch_size: 64,
+            batch_size: 256,
             poll_interval: Duration::from_millis(500),
             send_concurrency: 32,
         }
