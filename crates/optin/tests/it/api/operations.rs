@@ -44,6 +44,16 @@ async fn the_openapi_document_lists_every_path(app: TestApp) {
         "/readyz",
         "/metrics",
         "/openapi.json",
+        "/v1/senders",
+        "/v1/webhook-settings",
+        "/v1/whatsapp-policy",
+        "/webhooks/whatsapp/{business_id}",
+        "/v1/templates",
+        "/v1/templates/{name}/{language}",
+        "/v1/signals",
+        "/v1/inbox",
+        "/v1/inbox/{delivery_id}",
+        "/v1/inbox/{delivery_id}/replay",
     ];
     for path in paths {
         assert!(document["paths"].get(path).is_some(), "{path} is not documented");
@@ -52,6 +62,10 @@ async fn the_openapi_document_lists_every_path(app: TestApp) {
     let opt_in = &document["paths"]["/v1/opt-ins"]["post"];
     assert_eq!(opt_in["security"], json!([{"business_key": []}]));
     assert!(document["components"]["schemas"]["OptInRequest"]["properties"].get("evidence").is_some());
+    let decision = &document["components"]["schemas"]["DecisionRequest"]["properties"];
+    assert!(decision.get("template").is_some() && decision.get("message_type").is_some(), "{decision}");
+    let webhook = &document["paths"]["/webhooks/whatsapp/{business_id}"];
+    assert!(webhook.get("get").is_some() && webhook.get("post").is_some());
 }
 
 async fn metrics_count_requests_by_route_template_and_decisions_by_outcome(app: TestApp) {

@@ -17,6 +17,7 @@ on_both_backends!(
     an_opt_out_is_confirmed_once_in_the_contacts_language,
     start_resubscribes_only_what_was_opted_out_under_a_thread_notice,
     an_opt_out_from_a_username_only_contact_applies_once_their_number_is_known,
+    a_confirmation_through_360dialog_uses_its_endpoint_and_key,
 );
 
 fn last_event(events: &[Value]) -> &Value {
@@ -227,4 +228,24 @@ async fn an_opt_out_from_a_username_only_contact_applies_once_their_number_is_kn
     channel.deliver(&hello).await;
     channel.deliver(&text_message("wamid.user3", "Hi again", recent())).await;
     assert_eq!(channel.events().await.len(), events.len(), "recorded once");
+}
+
+async fn a_confirmation_through_360dialog_uses_its_endpoint_and_key(app: TestApp) {
+    let channel = Channel::new(app).await;
+    let sender = json!({"phone_number_id": "200000000000009", "display_phone_number": "15550001111",
+        "waba_id": "300000000000001", "provider": "360dialog", "base_url": channel.upstream.base_url(),
+        "credential": "d360-key"});
+    expect_json(channel.post("/v1/senders", &sender).await, reqwest::StatusCode::CREATED).await;
+    channel.set_policy(&json!({"opt_out_confirmation": {"en": "You're unsubscribed from Acme Shoes."}})).await;
+    channel.opt_in(&["offers"]).await;
+    // The upstream is briefly overloaded: the confirmation is retried, not lost.
+    channel.upstream.fail_next(2, 429);
+    let mut stop = text_message("wamid.d360", "STOP", recent());
+    stop["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!("200000000000009");
+    channel.deliver(&stop).await;
+    assert_eq!(channel.decide("offers").await.1, ["opted_out"]);
+    let sent = channel.upstream.wait_for_sent(1, std::time::Duration::from_secs(10)).await;
+    assert_eq!(sent[0].provider, optin_core::whatsapp::Provider::Dialog360, "{sent:?}");
+    assert_eq!(sent[0].body["text"]["body"], "You're unsubscribed from Acme Shoes.");
+    assert_eq!(channel.upstream.attempts(), 3, "two 429s, then accepted");
 }
