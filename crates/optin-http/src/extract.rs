@@ -101,22 +101,18 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 /// the default limit: webhook deliveries and template files).
 pub async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|error| {
-        let too_large = std::iter::successors(std::error::Error::source(&error), |e| e.source())
-            .any(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::client(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the request body is larger than {limit} bytes"),
-            )
-        } else {
-            ApiError::client(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
-        }
+        let mut causes = std::iter::successors(std::error::Error::source(&error), |e| e.source());
+        let too_large = causes.any(|cause| cause.is::<http_body_util::LengthLimitError>());
+        body_problem(too_large, limit)
     })
 }
 
 fn body_error(rejection: &BytesRejection, limit: usize) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    body_problem(rejection.status() == StatusCode::PAYLOAD_TOO_LARGE, limit)
+}
+
+fn body_problem(too_large: bool, limit: usize) -> ApiError {
+    if too_large {
         ApiError::client(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",

@@ -12,14 +12,14 @@ use crate::helpers::Backend;
 const NOTICE: &str = "I agree to receive order updates and offers from Acme Shoes on WhatsApp. Reply STOP to opt out.";
 
 /// A data directory (and, for PostgreSQL, a database) the CLI runs against.
-struct Cli {
-    directory: TempDir,
-    database_url: Option<String>,
+pub(crate) struct Cli {
+    pub(crate) directory: TempDir,
+    pub(crate) database_url: Option<String>,
     _postgres: Option<optin_store_postgres::TestDatabase>,
 }
 
 impl Cli {
-    async fn new(backend: Backend) -> Cli {
+    pub(crate) async fn new(backend: Backend) -> Cli {
         let directory = TempDir::new().unwrap();
         match backend {
             Backend::Sqlite => Cli { directory, database_url: None, _postgres: None },
@@ -30,10 +30,18 @@ impl Cli {
         }
     }
 
-    fn run(&self, arguments: &[&str]) -> Output {
+    pub(crate) fn run(&self, arguments: &[&str]) -> Output {
+        self.run_with(arguments, &[])
+    }
+
+    /// Runs with extra environment variables (none of the caller's `OPTIN_*` ones leak in).
+    pub(crate) fn run_with(&self, arguments: &[&str], env: &[(&str, &str)]) -> Output {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_optin"));
-        command.args(arguments).arg("--data-dir").arg(self.directory.path()).env_remove("OPTIN_DATABASE_URL");
-        command.env_remove("OPTIN_BUSINESS_ID");
+        command.args(arguments).arg("--data-dir").arg(self.directory.path());
+        for (name, _) in std::env::vars_os().filter(|(name, _)| name.to_string_lossy().starts_with("OPTIN_")) {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().copied());
         if let Some(url) = &self.database_url {
             command.arg("--database-url").arg(url);
         }
@@ -41,8 +49,12 @@ impl Cli {
     }
 
     /// Runs with `--json`, expects success, returns the printed JSON.
-    fn json(&self, arguments: &[&str]) -> Value {
-        let output = self.run(&[arguments, &["--json"]].concat());
+    pub(crate) fn json(&self, arguments: &[&str]) -> Value {
+        self.json_with(arguments, &[])
+    }
+
+    pub(crate) fn json_with(&self, arguments: &[&str], env: &[(&str, &str)]) -> Value {
+        let output = self.run_with(&[arguments, &["--json"]].concat(), env);
         assert!(output.status.success(), "{arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
         serde_json::from_slice(&output.stdout).expect("stdout is JSON")
     }

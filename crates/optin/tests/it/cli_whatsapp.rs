@@ -6,64 +6,19 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use optin_store::Store;
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
+use crate::cli::Cli;
 use crate::helpers::Backend;
 use crate::whatsapp::{PHONE_NUMBER_ID, WA_ID, recent, text_message};
 
-struct Cli {
-    directory: TempDir,
-    database_url: Option<String>,
-    _postgres: Option<optin_store_postgres::TestDatabase>,
-}
-
-impl Cli {
-    async fn new(backend: Backend) -> Cli {
-        let directory = TempDir::new().unwrap();
-        match backend {
-            Backend::Sqlite => Cli { directory, database_url: None, _postgres: None },
-            Backend::Postgres => {
-                let database = optin_store_postgres::TestDatabase::create().await;
-                Cli { directory, database_url: Some(database.url().to_owned()), _postgres: Some(database) }
-            }
-        }
-    }
-
-    fn run(&self, arguments: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_optin"));
-        command.args(arguments).arg("--data-dir").arg(self.directory.path());
-        for variable in
-            ["OPTIN_DATABASE_URL", "OPTIN_BUSINESS_ID", "OPTIN_SENDER_CREDENTIAL", "OPTIN_WEBHOOK_APP_SECRET"]
-        {
-            command.env_remove(variable);
-        }
-        command.envs(env.iter().copied());
-        if let Some(url) = &self.database_url {
-            command.arg("--database-url").arg(url);
-        }
-        command.output().expect("the optin binary runs")
-    }
-
-    fn json(&self, arguments: &[&str]) -> Value {
-        self.json_with(arguments, &[])
-    }
-
-    fn json_with(&self, arguments: &[&str], env: &[(&str, &str)]) -> Value {
-        let output = self.run(&[arguments, &["--json"]].concat(), env);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{arguments:?}: {stderr}");
-        serde_json::from_slice(&output.stdout).expect("stdout is JSON")
-    }
-
-    /// The same database, opened in this process (as the server would).
-    async fn store(&self) -> Arc<dyn Store> {
-        match &self.database_url {
-            Some(url) => Arc::new(optin_store_postgres::PostgresStore::connect(url).await.unwrap()),
-            None => {
-                let path = self.directory.path().join("optin.db");
-                let store = tokio::task::spawn_blocking(move || optin_store_sqlite::SqliteStore::open(&path));
-                Arc::new(store.await.unwrap().unwrap())
-            }
+/// The same database the CLI uses, opened in this process (as the server would).
+async fn store_of(cli: &Cli) -> Arc<dyn Store> {
+    match &cli.database_url {
+        Some(url) => Arc::new(optin_store_postgres::PostgresStore::connect(url).await.unwrap()),
+        None => {
+            let path = cli.directory.path().join("optin.db");
+            let store = tokio::task::spawn_blocking(move || optin_store_sqlite::SqliteStore::open(&path));
+            Arc::new(store.await.unwrap().unwrap())
         }
     }
 }
@@ -104,7 +59,7 @@ async fn whatsapp_setup_templates_and_the_inbox_from_the_command_line(backend: B
     let listed = cli.json(&["sender", "list", "--business", id]);
     assert_eq!(listed["senders"][0]["phone_number_id"], PHONE_NUMBER_ID);
     assert!(!listed.to_string().contains("d360-secret-key"), "credentials are never printed");
-    let duplicate = cli.run(
+    let duplicate = cli.run_with(
         &[
             "sender",
             "add",
@@ -151,7 +106,7 @@ async fn whatsapp_setup_templates_and_the_inbox_from_the_command_line(backend: B
     cli.json(&["policy", "set", "--business", id, policy_file.to_str().unwrap()]);
     assert_eq!(cli.json(&["policy", "show", "--business", id])["bare_keyword_scope"], "marketing");
     std::fs::write(&policy_file, r#"{"category_aliases": {"vouchers": ["cupones"]}}"#).unwrap();
-    let refused = cli.run(&["policy", "set", "--business", id, policy_file.to_str().unwrap()], &[]);
+    let refused = cli.run_with(&["policy", "set", "--business", id, policy_file.to_str().unwrap()], &[]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("error[unknown_category]"));
 
     let templates_file = cli.directory.path().join("templates.json");
@@ -159,7 +114,7 @@ async fn whatsapp_setup_templates_and_the_inbox_from_the_command_line(backend: B
         {"name": "flash_deal", "language": "en_US", "category": "MARKETING", "status": "APPROVED",
          "components": [{"type": "BODY", "text": "Flash deal today only."}]}]});
     std::fs::write(&templates_file, templates.to_string()).unwrap();
-    let plain = cli.run(&["template", "import", "--business", id, templates_file.to_str().unwrap()], &[]);
+    let plain = cli.run_with(&["template", "import", "--business", id, templates_file.to_str().unwrap()], &[]);
     let printed = String::from_utf8_lossy(&plain.stdout);
     assert!(
         printed.contains("imported 1 templates") && printed.contains("warning[marketing_template_without_opt_out]"),
@@ -169,7 +124,7 @@ async fn whatsapp_setup_templates_and_the_inbox_from_the_command_line(backend: B
     assert_eq!(listed["templates"][0]["linked_category"], "offers");
 
     // Deliveries received by a server (stored in the inbox), then replayed from the CLI.
-    let store = cli.store().await;
+    let store = store_of(&cli).await;
     let business_id = id.parse().unwrap();
     let garbage = store.insert_delivery(business_id, Timestamp::now(), b"{\"entry\": [").await.unwrap();
     let mut stop = text_message("wamid.cli1", "STOP", recent());
@@ -183,12 +138,12 @@ async fn whatsapp_setup_templates_and_the_inbox_from_the_command_line(backend: B
     assert!(replayed["note"].as_str().unwrap().contains("invalid_json"), "{replayed}");
     let processed = cli.json(&["inbox", "show", "--business", id, &stop_id.to_string()]);
     assert_eq!(processed["state"], "processed", "replay processes everything waiting: {processed}");
-    let check =
-        cli.run(&["check", "--business", id, "--phone", &format!("+{WA_ID}"), "--category", "offers", "--json"], &[]);
+    let check = cli
+        .run_with(&["check", "--business", id, "--phone", &format!("+{WA_ID}"), "--category", "offers", "--json"], &[]);
     assert_eq!(serde_json::from_slice::<Value>(&check.stdout).unwrap()["reasons"][0]["code"], "opted_out");
     let failed = cli.json(&["inbox", "list", "--business", id, "--state", "failed"]);
     assert_eq!(failed["deliveries"][0]["id"], garbage);
-    let missing = cli.run(&["inbox", "replay", "--business", id, "424242"], &[]);
+    let missing = cli.run_with(&["inbox", "replay", "--business", id, "424242"], &[]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("error[delivery_not_found]"));
 
     let signals = cli.json(&["signals", "list", "--business", id]);
