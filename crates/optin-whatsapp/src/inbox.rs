@@ -13,13 +13,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use optin_core::business::CategoryName;
 use optin_core::ids::BusinessId;
-use optin_store::channel::{Delivery, DeliveryId, DeliveryOutcome, Sighting, TemplateUpdate};
+use optin_store::channel::{Delivery, DeliveryId, DeliveryOutcome, Sighting, TemplateChange, TemplateUpdate};
 use optin_store::{Store, StoreError, UseCaseError};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::outbound::OutboundClient;
 use crate::thread::{BusinessContext, DeliveryWork, ThreadActions};
+
+const DELIVERIES_METRIC: &str = "optin_inbox_deliveries_total";
 
 /// How the processor paces itself.
 #[derive(Debug, Clone)]
@@ -141,6 +144,7 @@ impl Processor {
         }
         if !outcomes.is_empty() {
             inner.store.finish_deliveries(&outcomes, Timestamp::now()).await?;
+            count_outcomes(&outcomes);
         }
         Ok(claimed.len())
     }
@@ -176,6 +180,7 @@ impl Processor {
         }
         if !template_updates.is_empty() {
             store.apply_template_updates(business_id, &template_updates).await?;
+            relink_recategorized(store, &context, &template_updates).await?;
         }
         let now = Timestamp::now();
         let actions = ThreadActions { store, context: &context, now };
@@ -232,6 +237,14 @@ impl Processor {
     }
 }
 
+/// Counts processed and failed deliveries (`optin_inbox_deliveries_total{outcome}`).
+fn count_outcomes(outcomes: &[(DeliveryId, DeliveryOutcome)]) {
+    let failed = outcomes.iter().filter(|(_, outcome)| matches!(outcome, DeliveryOutcome::Failed { .. })).count();
+    let processed = outcomes.len() - failed;
+    metrics::counter!(DELIVERIES_METRIC, "outcome" => "processed").increment(processed as u64);
+    metrics::counter!(DELIVERIES_METRIC, "outcome" => "failed").increment(failed as u64);
+}
+
 /// Parses and reads one delivery (no I/O). `Err` is why it cannot be processed at all.
 fn plan(context: &BusinessContext, delivery: &Delivery) -> Result<DeliveryWork, String> {
     let parsed = optin_core::whatsapp::webhook::parse_delivery(&delivery.body)
@@ -244,6 +257,33 @@ fn plan(context: &BusinessContext, delivery: &Delivery) -> Result<DeliveryWork, 
         context.plan(change, &mut work);
     }
     Ok(work)
+}
+
+/// A template Meta moved to another category must count against a business category of that
+/// kind: it is linked to the policy's default for its new category, or unlinked (decisions then
+/// refuse it with `template_not_linked`) rather than keep consent checks of the wrong kind.
+async fn relink_recategorized(
+    store: &dyn Store,
+    context: &BusinessContext,
+    updates: &[TemplateUpdate],
+) -> Result<(), StoreError> {
+    for update in updates {
+        let TemplateChange::Category(category) = update.change else { continue };
+        let Some(mut template) =
+            store.template(context.business.id, update.name.as_str(), update.language.as_str()).await?
+        else {
+            continue;
+        };
+        let kind_of = |name: &CategoryName| {
+            context.business.categories.iter().find(|c| &c.name == name).map(|c| c.template_category)
+        };
+        if template.category != category || template.linked_category.as_ref().and_then(kind_of) == Some(category) {
+            continue;
+        }
+        template.linked_category = context.policy.template_category_defaults.get(&category).cloned();
+        store.put_templates(context.business.id, &[template]).await?;
+    }
+    Ok(())
 }
 
 /// The deliveries of each business, in the order claimed.

@@ -70,7 +70,11 @@ impl ThreadActions<'_> {
             change,
             recorded_at: truncate_to_microseconds(self.now),
         };
-        Ok(self.store.record_consent_once(self.business(), dedupe_key, &event).await?.is_some())
+        let recorded = self.store.record_consent_once(self.business(), dedupe_key, &event).await?.is_some();
+        if recorded {
+            metrics::counter!("optin_webhook_consent_events_total", "kind" => event.kind()).increment(1);
+        }
+        Ok(recorded)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -24,7 +24,7 @@ use super::{
 /// A business with what processing its deliveries needs, loaded once per delivery.
 pub(crate) struct BusinessContext {
     pub(crate) business: Business,
-    pub(super) policy: ChannelPolicy,
+    pub(crate) policy: ChannelPolicy,
     senders: Vec<Sender>,
     matcher: KeywordMatcher,
 }

@@ -35,7 +35,11 @@ impl PendingSend {
             phone_number_id: self.sender.phone_number_id.clone(),
             credential: Credential::new(self.sender.credential.clone()),
         };
-        let sent = match client.send(&endpoint, &self.message).await {
+        let result = client.send(&endpoint, &self.message).await;
+        let outcome = if result.is_ok() { "sent" } else { "failed" };
+        metrics::counter!("optin_thread_messages_total", "purpose" => self.purpose.as_str(), "outcome" => outcome)
+            .increment(1);
+        let sent = match result {
             Ok(sent) => sent,
             Err(error) => {
                 tracing::warn!(business = %self.sender.business_id, purpose = self.purpose.as_str(),

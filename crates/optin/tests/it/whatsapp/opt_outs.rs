@@ -248,4 +248,13 @@ async fn a_confirmation_through_360dialog_uses_its_endpoint_and_key(app: TestApp
     assert_eq!(sent[0].provider, optin_core::whatsapp::Provider::Dialog360, "{sent:?}");
     assert_eq!(sent[0].body["text"]["body"], "You're unsubscribed from Acme Shoes.");
     assert_eq!(channel.upstream.attempts(), 3, "two 429s, then accepted");
+    channel.app.processor.wait_for_sends().await;
+    let metrics = channel.app.get("/metrics").await.text().await.unwrap();
+    for series in [
+        "optin_inbox_deliveries_total{outcome=\"processed\"}",
+        "optin_webhook_consent_events_total{kind=\"opt_out\"}",
+        "optin_thread_messages_total{purpose=\"opt_out_confirmation\",outcome=\"sent\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from:\n{metrics}");
+    }
 }

@@ -135,6 +135,10 @@ async fn template_webhooks_keep_the_registry_current(app: TestApp) {
     let template = channel.get("/v1/templates/order_shipped/en_US").await;
     assert_eq!(template["quality"], "RED");
     assert_eq!(template["category"], "marketing");
+    // Now marketing, it no longer counts against `order_updates` (utility): with no default for
+    // marketing templates it is unlinked, and refused.
+    assert_eq!(template["linked_category"], Value::Null);
+    assert_eq!(codes(&channel.decide_body(&decide).await), ["template_not_linked"]);
     let kinds: Vec<String> = channel
         .signals("template=order_shipped")
         .await
