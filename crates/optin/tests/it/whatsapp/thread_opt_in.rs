@@ -12,6 +12,7 @@ on_both_backends!(
     a_reply_to_an_unknown_message_records_nothing,
     no_question_when_the_contact_already_answered_for_every_category,
     no_thanks_records_nothing,
+    more_than_two_categories_are_offered_as_a_list,
 );
 
 async fn enable_question(channel: &Channel, categories: &[&str]) {
@@ -101,4 +102,28 @@ async fn no_thanks_records_nothing(app: TestApp) {
     channel.deliver(&button_reply("wamid.nt2", "optin:none", "No thanks", &sent[0].wamid, recent())).await;
     assert_eq!(channel.decide("offers").await.1, ["no_opt_in"]);
     assert!(channel.events().await.is_empty());
+}
+
+async fn more_than_two_categories_are_offered_as_a_list(app: TestApp) {
+    let channel = Channel::new(app).await;
+    let path = format!("/v1/businesses/{}/categories", channel.business.id);
+    let tips = json!({"categories": [{"name": "style_tips", "template_category": "marketing"}]});
+    let response = channel.app.operator(reqwest::Method::POST, &path).json(&tips).send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    enable_question(&channel, &["offers", "order_updates", "style_tips"]).await;
+    channel.deliver(&text_message("wamid.list1", "Hi", recent())).await;
+    let sent = channel.upstream.wait_for_sent(1, Duration::from_secs(10)).await;
+    let interactive = &sent[0].body["interactive"];
+    assert_eq!(interactive["type"], "list", "{interactive}");
+    let rows = interactive["action"]["sections"][0]["rows"].as_array().unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["optin:offers", "optin:order_updates", "optin:style_tips", "optin:none"]);
+    assert_eq!(rows[2]["title"], "Style tips", "the default label");
+    let mut answer = button_reply("wamid.list2", "optin:style_tips", "Style tips", &sent[0].wamid, recent());
+    let message = &mut answer["entry"][0]["changes"][0]["value"]["messages"][0];
+    message["interactive"] =
+        json!({"type": "list_reply", "list_reply": {"id": "optin:style_tips", "title": "Style tips"}});
+    channel.deliver(&answer).await;
+    assert!(channel.decide("style_tips").await.0);
+    assert_eq!(channel.decide("offers").await.1, ["no_opt_in"]);
 }

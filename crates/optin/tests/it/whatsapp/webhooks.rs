@@ -21,6 +21,7 @@ on_both_backends!(
     a_delivery_of_1000_messages_is_answered_fast_and_processed,
     deliveries_left_unprocessed_by_a_crash_are_processed,
     unknown_fields_and_message_types_are_ignored,
+    quality_and_account_changes_are_kept_as_signals_that_can_be_filtered,
 );
 
 async fn the_handshake_answers_the_challenge_only_for_the_verify_token(app: TestApp) {
@@ -253,4 +254,60 @@ async fn unknown_fields_and_message_types_are_ignored(app: TestApp) {
     assert_eq!(decision["allowed"], true, "the text still opened the window: {decision}");
     let review = channel.signals("kind=possible_opt_out").await;
     assert_eq!(review[0]["message_id"], "wamid.nul3", "{review:?}");
+}
+
+async fn quality_and_account_changes_are_kept_as_signals_that_can_be_filtered(app: TestApp) {
+    let channel = Channel::new(app).await;
+    let time = Timestamp::now().as_second() - 3600;
+    let mut quality = envelope(
+        "phone_number_quality_update",
+        &json!({"display_phone_number": DISPLAY_NUMBER, "event": "THROUGHPUT_UPGRADE", "current_limit": "TIER_UNLIMITED"}),
+    );
+    quality["entry"][0]["time"] = json!(time);
+    let mut alert = envelope(
+        "account_alerts",
+        &json!({"entity_type": "BUSINESS", "entity_id": "506914307656634", "alert_info": {"alert_severity": "WARNING",
+            "alert_status": "ACTIVE", "alert_type": "INCREASED_CAPABILITIES_ELIGIBILITY_DEFERRED",
+            "alert_description": "Your business is not eligible for a messaging limit increase"}}),
+    );
+    alert["entry"][0]["time"] = json!(time + 60);
+    channel.deliver(&quality).await;
+    channel.deliver(&alert).await;
+    channel.deliver(&alert).await; // redelivered: kept once
+    channel.deliver(&statuses(&[status_item("wamid.q1", "delivered", time + 120, None)])).await;
+
+    let quality = channel.signals("kind=phone_number_quality").await;
+    assert_eq!(quality.len(), 1);
+    assert_eq!(quality[0]["status"], "THROUGHPUT_UPGRADE");
+    assert_eq!(quality[0]["detail"]["current_limit"], "TIER_UNLIMITED");
+    let accounts = channel.signals("kind=account").await;
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
+    assert_eq!(
+        accounts[0]["detail"]["value"]["alert_info"]["alert_type"],
+        "INCREASED_CAPABILITIES_ELIGIBILITY_DEFERRED"
+    );
+
+    let at = |seconds: i64| Timestamp::from_second(seconds).unwrap().to_string();
+    let window = channel.signals(&format!("since={}&until={}", at(time + 30), at(time + 121))).await;
+    let kinds: Vec<&str> = window.iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["account", "message_status"]);
+    let by_phone = channel.signals(&format!("phone={}", CONTACT.replace('+', "%2B"))).await;
+    assert_eq!(by_phone.len(), 1);
+    assert_eq!(by_phone[0]["message_id"], "wamid.q1");
+    let page = channel.get("/v1/signals?limit=2").await;
+    assert_eq!(page["signals"].as_array().unwrap().len(), 2);
+    let next = page["next_after"].as_i64().unwrap();
+    let rest = channel.get(&format!("/v1/signals?after={next}")).await;
+    assert_eq!(rest["signals"].as_array().unwrap().len(), 1);
+    assert!(rest["next_after"].is_null());
+    let bad =
+        channel.app.as_business(Method::GET, "/v1/signals?kind=nope", &channel.business.key).send().await.unwrap();
+    expect_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "unknown_signal_kind").await;
+    let bad = channel
+        .app
+        .as_business(Method::GET, "/v1/signals?since=yesterday", &channel.business.key)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_time").await;
 }
