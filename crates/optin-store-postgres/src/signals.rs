@@ -66,6 +66,7 @@ impl PostgresStore {
         let mut query = Query::new(format!("SELECT {SIGNAL_COLUMNS} FROM signals WHERE business_id = $1"), &business);
         query.and_if("kind = {}", kind.as_ref());
         query.and_if("phone = {}", phone.as_ref());
+        query.and_if("user_id = {}", filter.user_id.as_ref());
         query.and_if("message_id = {}", filter.message_id.as_ref());
         query.and_if("template_name = {}", filter.template_name.as_ref());
         query.and_if("status = {}", filter.status.as_ref());

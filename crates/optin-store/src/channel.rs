@@ -256,6 +256,8 @@ pub struct Signal {
 pub struct SignalFilter {
     pub kind: Option<SignalKind>,
     pub phone: Option<PhoneNumber>,
+    /// The business-scoped user id (BSUID) of the contact.
+    pub user_id: Option<String>,
     pub message_id: Option<String>,
     pub template_name: Option<String>,
     pub status: Option<String>,

@@ -32,6 +32,8 @@ pub(crate) struct SignalQuery {
     kind: Option<String>,
     /// The contact, in E.164.
     phone: Option<String>,
+    /// The contact's business-scoped user id (for users known by username).
+    user_id: Option<String>,
     /// A message id (`wamid...`).
     message_id: Option<String>,
     template: Option<String>,
@@ -141,6 +143,7 @@ fn signal_filter(query: SignalQuery) -> Result<SignalFilter, ApiError> {
     Ok(SignalFilter {
         kind,
         phone,
+        user_id: query.user_id,
         message_id: query.message_id,
         template_name: query.template,
         status: query.status,

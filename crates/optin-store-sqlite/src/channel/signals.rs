@@ -87,6 +87,9 @@ pub(crate) fn signals(
     if let Some(phone) = filter.phone {
         and("phone = ?", Value::Integer(rows::phone_key(phone)));
     }
+    if let Some(user_id) = &filter.user_id {
+        and("user_id = ?", Value::Text(user_id.clone()));
+    }
     if let Some(message_id) = &filter.message_id {
         and("message_id = ?", Value::Text(message_id.clone()));
     }

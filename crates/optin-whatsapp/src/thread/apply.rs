@@ -163,12 +163,16 @@ impl ThreadActions<'_> {
         if linked.is_empty() {
             return Ok(work.signals);
         }
-        // Kept opt-outs are rare: one read for the whole group, and a write only for those users.
-        let filter = SignalFilter { kind: Some(SignalKind::UnlinkedOptOut), limit: 1000, ..SignalFilter::default() };
-        let kept = self.store.signals(self.business().id, &filter).await?;
+        // Kept opt-outs are rare: one read per linked user id (on the kind index), a write only when one is kept.
         for (user_id, phone) in linked {
-            for signal in kept.iter().filter(|s| s.signal.user_id.as_deref() == Some(user_id)) {
-                self.record_unlinked(&mut work, &signal.signal, phone).await?;
+            let filter = SignalFilter {
+                kind: Some(SignalKind::UnlinkedOptOut),
+                user_id: Some(user_id.to_owned()),
+                limit: 1000,
+                ..SignalFilter::default()
+            };
+            for kept in self.store.signals(self.business().id, &filter).await? {
+                self.record_unlinked(&mut work, &kept.signal, phone).await?;
             }
         }
         Ok(work.signals)

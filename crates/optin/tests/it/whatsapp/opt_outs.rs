@@ -213,7 +213,7 @@ async fn an_opt_out_from_a_username_only_contact_applies_once_their_number_is_kn
         }),
     );
     channel.deliver(&stop).await;
-    let kept = channel.signals("kind=unlinked_opt_out").await;
+    let kept = channel.signals(&format!("kind=unlinked_opt_out&user_id={user_id}")).await;
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(kept[0]["user_id"], user_id);
     assert!(channel.decide("offers").await.0, "the number is not known yet");
