@@ -19,6 +19,8 @@ forbid optin-store 'rusqlite|libsqlite3-sys|tokio-postgres|deadpool-postgres|sql
   "the storage contract is driver-neutral"
 forbid optin-http 'rusqlite|libsqlite3-sys|tokio-postgres|deadpool-postgres|optin-store-sqlite|optin-store-postgres' \
   "the HTTP layer knows the Store trait, never a backend"
+forbid optin-http 'reqwest|optin-whatsapp' \
+  "only optin-whatsapp talks to the WhatsApp upstream; the proxy reaches it through the injected Forwarder"
 forbid optin-store-sqlite 'tokio-postgres|deadpool-postgres|optin-store-postgres|axum' "one backend per crate"
 forbid optin-store-postgres 'rusqlite|libsqlite3-sys|optin-store-sqlite|axum' "one backend per crate"
 

@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use jiff::Timestamp;
 
-use crate::business::{CategoryName, CategorySlot};
+use crate::business::{CategoryName, CategorySlot, TemplateCategory};
 use crate::consent::ConsentBits;
+use crate::jurisdiction::{self, JurisdictionPolicy, RuleOutcome};
 use crate::phone::{PhoneNumber, PhoneNumberError};
 use crate::template::TemplateStatus;
 
@@ -34,6 +35,22 @@ pub enum Reason {
     TemplateNotLinked,
     NotOptedInToTemplateCategory(CategoryName),
     OutsideServiceWindow,
+    /// The same number appeared earlier in the same audience (batch decisions); the earlier
+    /// occurrence carries the decision.
+    Duplicate,
+    /// Outside the allowed sending hours in the recipient's local time; `retry_after` is the
+    /// first instant it may go (absent when the candidate zones never share the window).
+    QuietHours {
+        window: String,
+        retry_after: Option<Timestamp>,
+    },
+    /// The recipient already got `max` messages of this category in the jurisdiction's period.
+    FrequencyCap {
+        max: u32,
+        retry_after: Option<Timestamp>,
+    },
+    /// The business's messaging limit (unique recipients per rolling 24 hours) is reached.
+    TierCapReached,
 }
 
 impl Reason {
@@ -48,6 +65,10 @@ impl Reason {
             Reason::TemplateNotLinked => "template_not_linked",
             Reason::NotOptedInToTemplateCategory(_) => "not_opted_in_to_template_category",
             Reason::OutsideServiceWindow => "outside_service_window",
+            Reason::Duplicate => "duplicate",
+            Reason::QuietHours { .. } => "quiet_hours",
+            Reason::FrequencyCap { .. } => "frequency_cap",
+            Reason::TierCapReached => "tier_cap_reached",
         }
     }
 
@@ -73,6 +94,24 @@ impl Reason {
                 "free-form messages can only be sent within 24 hours of the contact's last message; use a template"
                     .to_owned()
             }
+            Reason::Duplicate => "the number appeared earlier in this audience; that line has the decision".to_owned(),
+            Reason::QuietHours { window, .. } => {
+                format!("outside the sending hours in the recipient's local time ({window})")
+            }
+            Reason::FrequencyCap { max, .. } => {
+                format!("the recipient already got {max} messages of this category in the jurisdiction's period")
+            }
+            Reason::TierCapReached => {
+                "the business's messaging limit (unique recipients in 24 hours) is reached".to_owned()
+            }
+        }
+    }
+
+    /// When the refused send may be tried again, for time-bound reasons.
+    pub fn retry_after(&self) -> Option<Timestamp> {
+        match self {
+            Reason::QuietHours { retry_after, .. } | Reason::FrequencyCap { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }
@@ -116,12 +155,38 @@ impl Decision {
 pub struct ReasonView {
     pub code: &'static str,
     pub detail: String,
+    /// For `quiet_hours` and `frequency_cap`: when the send may be tried again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub retry_after: Option<Timestamp>,
 }
 
 impl From<&Reason> for ReasonView {
     fn from(reason: &Reason) -> ReasonView {
-        ReasonView { code: reason.code(), detail: reason.detail() }
+        ReasonView { code: reason.code(), detail: reason.detail(), retry_after: reason.retry_after() }
     }
+}
+
+/// The time-and-place rules for a `kind` message to `phone` at `at` (quiet hours in the
+/// recipient's local time). Frequency caps need the recipient's send history and are counted
+/// by the shells with [`JurisdictionPolicy::frequency_cap`].
+pub fn jurisdiction_reasons(
+    policy: &JurisdictionPolicy,
+    phone: &PhoneNumber,
+    kind: TemplateCategory,
+    at: Timestamp,
+    default_zone: Option<&jiff::tz::TimeZone>,
+) -> Vec<Reason> {
+    let Some(place) = jurisdiction::locate(phone) else { return Vec::new() };
+    policy
+        .check(&place, kind, at, default_zone)
+        .into_iter()
+        .map(|outcome| match outcome {
+            RuleOutcome::QuietHours { window, retry_after } => {
+                Reason::QuietHours { window: window.to_string(), retry_after }
+            }
+        })
+        .collect()
 }
 
 /// Decides one send of a message of `category`. `consent` is the contact's stored consent
@@ -274,5 +339,20 @@ mod tests {
         assert_eq!(service_window_closes_at(Some(last), just_before), Some(at_close));
         assert_eq!(service_window_closes_at(Some(last), at_close), None);
         assert_eq!(service_window_closes_at(None, last), None);
+    }
+
+    #[test]
+    fn quiet_hours_in_the_recipients_zone_give_a_retry_time() {
+        let miami = PhoneNumber::from_e164("+13055551234").unwrap();
+        let policy = JurisdictionPolicy::shipped();
+        // 2026-06-10 20:30 in Miami (EDT, UTC-4): after Florida's 20:00.
+        let late = Timestamp::from_second(1_781_137_800).unwrap();
+        let reasons = jurisdiction_reasons(policy, &miami, TemplateCategory::Marketing, late, None);
+        assert_eq!(reasons.iter().map(Reason::code).collect::<Vec<_>>(), ["quiet_hours"]);
+        let retry = reasons[0].retry_after().unwrap();
+        assert_eq!(retry.as_second() - late.as_second(), 11 * 3600 + 30 * 60, "08:00 next morning");
+        assert!(jurisdiction_reasons(policy, &miami, TemplateCategory::Utility, late, None).is_empty());
+        let view = ReasonView::from(&reasons[0]);
+        assert_eq!(view.retry_after, Some(retry));
     }
 }

@@ -13,6 +13,7 @@
 mod auth;
 mod error;
 mod extract;
+mod forward;
 mod idempotency;
 mod metrics;
 mod middleware;
@@ -32,10 +33,12 @@ pub mod views {
     pub use crate::routes::inbox::{DeliveryList, DeliveryView};
     pub use crate::routes::keys::{IssuedKeyView, KeyList};
     pub use crate::routes::ledger::LedgerVerification;
+    pub use crate::routes::limit::MessagingLimitView;
     pub use crate::routes::notices::{NoticeList, NoticeView};
     pub use crate::routes::signals::{SignalList, SignalView};
     pub use crate::routes::templates::{TemplateImportView, TemplateList, TemplateView};
 }
+pub use forward::{ForwardFailure, ForwardFuture, ForwardRequest, Forwarder, UpstreamAnswer};
 pub use openapi::openapi;
 pub use state::{AppState, HttpSettings, InboxWaker};
 

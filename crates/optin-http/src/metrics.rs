@@ -44,6 +44,12 @@ impl Metrics {
         if allowed { &self.decisions_allowed } else { &self.decisions_refused }.increment(1);
     }
 
+    /// Records a chunk of batch decisions at once.
+    pub(crate) fn record_decisions(&self, allowed: u64, refused: u64) {
+        self.decisions_allowed.increment(allowed);
+        self.decisions_refused.increment(refused);
+    }
+
     /// Records one answered request under its route template (never its raw path).
     pub(crate) fn record_request(&self, method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
         self.requests.record(method_label(method), route, status.as_u16(), elapsed.as_secs_f64());

@@ -1,11 +1,15 @@
 //! The middleware every route runs behind, outermost first:
 //!
-//! 1. `Authorization` is marked sensitive, so no layer logs it;
+//! 1. `Authorization` and `D360-API-KEY` (the proxy's) are marked sensitive, so no layer logs them;
 //! 2. a request id (`x-request-id`, kept if the client sent one) is set, and echoed back;
 //! 3. a request span with the method, the *route template* (raw paths hold phone numbers), the
 //!    request id and, once authenticated, the business id;
 //! 4. [`Observe`]: the request timeout (problem 503 `request_timeout`), metrics per method, route
-//!    and status, and the log of server failures' causes (inside the span);
+//!    and status, and the log of server failures' causes (inside the span). The timeout (and the
+//!    duration measured) ends when the handler returns the response's head, so a route that
+//!    streams its body is not cut off: `POST /v1/decisions/batch` authenticates, answers its head
+//!    at once and then reads and answers its lines for as long as the audience lasts (an audience
+//!    of millions takes longer than any request timeout) — no exemption list is needed;
 //! 5. panics become an opaque problem 500;
 //! 6. the body limit (problem 413 `body_too_large`, from our extractors).
 //!
@@ -25,7 +29,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -47,7 +51,7 @@ pub(crate) fn wrap(router: Router<AppState>, state: &AppState) -> Router<AppStat
     let observe = ObserveLayer { metrics: state.metrics().clone(), timeout: settings.request_timeout };
     router.layer(
         ServiceBuilder::new()
-            .layer(SetSensitiveHeadersLayer::new([header::AUTHORIZATION]))
+            .layer(SetSensitiveHeadersLayer::new([header::AUTHORIZATION, HeaderName::from_static("d360-api-key")]))
             .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
             .layer(TraceLayer::new_for_http().make_span_with(request_span).on_failure(()))
             .layer(PropagateRequestIdLayer::x_request_id())

@@ -1,12 +1,12 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]` attributes and the
 //! request and response types' `ToSchema` derives.
 
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    business, businesses, channel, consent, contacts, decisions, inbox, keys, ledger, notices, signals, system,
-    templates, webhooks,
+    batch, business, businesses, channel, consent, contacts, decisions, inbox, jurisdiction, keys, ledger, limit,
+    notices, proxy, signals, system, templates, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -36,9 +36,12 @@ use crate::routes::{
         consent::record_opt_in,
         consent::record_opt_out,
         decisions::decide,
+        batch::decide_batch,
         contacts::get_contact,
         contacts::list_contact_events,
         ledger::verify_ledger,
+        jurisdiction::set_policy,
+        jurisdiction::get_policy,
         channel::add_sender,
         channel::list_senders,
         channel::update_webhook_settings,
@@ -54,6 +57,10 @@ use crate::routes::{
         inbox::list_deliveries,
         inbox::get_delivery,
         inbox::replay_delivery,
+        limit::set_messaging_limit,
+        limit::get_messaging_limit,
+        proxy::send_cloud_api,
+        proxy::send_360dialog,
     ),
     modifiers(&BearerSchemes),
     tags(
@@ -62,6 +69,7 @@ use crate::routes::{
         (name = "system", description = "Health, readiness, metrics and this document"),
         (name = "whatsapp", description = "One business's WhatsApp setup, templates, signals and webhook inbox; `Authorization: Bearer <business API key>`"),
         (name = "webhooks", description = "Where Meta or 360dialog deliver webhooks: authenticated by the business's webhook settings"),
+        (name = "proxy", description = "The send proxy: a drop-in base URL for WhatsApp clients; the business API key where the client puts its platform token; errors in the platform's shape"),
     )
 )]
 struct ApiDoc;
@@ -75,6 +83,9 @@ impl Modify for BearerSchemes {
         for name in ["operator_token", "business_key"] {
             components.add_security_scheme(name, SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
         }
+        let d360 =
+            ApiKeyValue::with_description("D360-API-KEY", "A business API key, where 360dialog clients put theirs");
+        components.add_security_scheme("d360_api_key", SecurityScheme::ApiKey(ApiKey::Header(d360)));
     }
 }
 

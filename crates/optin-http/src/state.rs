@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use optin_store::Store;
 
+use crate::forward::Forwarder;
 use crate::metrics::Metrics;
 
 /// Limits of the HTTP layer.
@@ -39,12 +40,13 @@ pub struct AppState {
     settings: HttpSettings,
     metrics: Metrics,
     inbox_waker: Option<InboxWaker>,
+    forwarder: Option<Arc<dyn Forwarder>>,
 }
 
 impl AppState {
     /// Also installs the process's Prometheus recorder the first time it is called.
     pub fn new(store: Arc<dyn Store>, settings: HttpSettings) -> AppState {
-        AppState { store, settings, metrics: Metrics::new(), inbox_waker: None }
+        AppState { store, settings, metrics: Metrics::new(), inbox_waker: None, forwarder: None }
     }
 
     /// Wakes the inbox processor after every stored webhook delivery (without one, deliveries
@@ -53,6 +55,18 @@ impl AppState {
     pub fn with_inbox_waker(mut self, waker: InboxWaker) -> AppState {
         self.inbox_waker = Some(waker);
         self
+    }
+
+    /// Sends the messages the proxy allows (`POST /proxy/...`) to the WhatsApp upstream (without
+    /// one, the proxy answers 503).
+    #[must_use]
+    pub fn with_forwarder(mut self, forwarder: Arc<dyn Forwarder>) -> AppState {
+        self.forwarder = Some(forwarder);
+        self
+    }
+
+    pub(crate) fn forwarder(&self) -> Option<&dyn Forwarder> {
+        self.forwarder.as_deref()
     }
 
     pub(crate) fn wake_inbox(&self) {

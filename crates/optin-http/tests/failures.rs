@@ -17,8 +17,8 @@ use optin_core::ledger::{ChainHead, LedgerEntry};
 use optin_core::phone::PhoneNumber;
 use optin_http::{AppState, HttpSettings, PROBLEM_JSON, router};
 use optin_store::channel::{
-    Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, NewSignal, Sender, SentMessage, SettingsDocument, Sighting,
-    Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
+    Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, ForwardedMessage, NewSignal, Sender, SentMessage,
+    SettingsDocument, Sighting, Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
 };
 use optin_store::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse, Store, StoreError};
 use serde_json::Value;
@@ -84,6 +84,9 @@ impl Store for PanickingStore {
         self.fail().await
     }
     async fn consent_bits(&self, _: &Business, _: PhoneNumber) -> Result<ConsentBits, StoreError> {
+        self.fail().await
+    }
+    async fn consent_bits_many(&self, _: &Business, _: &[PhoneNumber]) -> Result<Vec<ConsentBits>, StoreError> {
         self.fail().await
     }
     async fn contact_consent(&self, _: BusinessId, _: PhoneNumber) -> Result<ContactConsent, StoreError> {
@@ -175,6 +178,30 @@ impl Store for PanickingStore {
         self.fail().await
     }
     async fn sent_message(&self, _: BusinessId, _: &str) -> Result<Option<SentMessage>, StoreError> {
+        self.fail().await
+    }
+    async fn record_forwarded_message(&self, _: &ForwardedMessage) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn forwarded_message(&self, _: BusinessId, _: &str) -> Result<Option<ForwardedMessage>, StoreError> {
+        self.fail().await
+    }
+    async fn reserve_recipients(
+        &self,
+        _: BusinessId,
+        _: &[PhoneNumber],
+        _: Timestamp,
+        _: jiff::SignedDuration,
+        _: Option<u64>,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.fail().await
+    }
+    async fn recipients_in_window(
+        &self,
+        _: BusinessId,
+        _: Timestamp,
+        _: jiff::SignedDuration,
+    ) -> Result<u64, StoreError> {
         self.fail().await
     }
 }

@@ -1,5 +1,7 @@
 //! The consent ledger: appending events to a business's chain, and reading consent back.
 
+use std::collections::HashMap;
+
 use optin_core::business::Business;
 use optin_core::consent::{CategoryConsent, ConsentBits, ConsentEvent, ContactConsent, apply};
 use optin_core::ids::BusinessId;
@@ -46,6 +48,9 @@ ON CONFLICT (business_id, key) DO NOTHING";
 const UPDATE_HEAD: &str = "UPDATE chain_heads SET last_index = $2, last_hash = $3 WHERE business_id = $1";
 
 const CONTACT_BITS: &str = "SELECT category, status FROM consent_state WHERE business_id = $1 AND phone = $2";
+
+const CONTACTS_BITS: &str =
+    "SELECT phone, category, status FROM consent_state WHERE business_id = $1 AND phone = ANY($2::bigint[])";
 
 const ENTRY_COLUMNS: &str = "chain_index, event_id, phone, content, content_hash, prev_hash, hash";
 
@@ -140,6 +145,32 @@ impl PostgresStore {
             }
         }
         Ok(bits)
+    }
+
+    /// `load_consent_bits` for many contacts: one statement (`phone = ANY($2)`) on the primary
+    /// key, outside any transaction, answered in the order given.
+    pub(crate) async fn load_consent_bits_many(
+        &self,
+        business: &Business,
+        phones: &[PhoneNumber],
+    ) -> Result<Vec<ConsentBits>, StoreError> {
+        if phones.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<i64> = phones.iter().map(|phone| phone_key(*phone)).collect();
+        let client = self.client().await?;
+        let statement = client.prepare_cached(CONTACTS_BITS).await.map_err(db)?;
+        let rows = client.query(&statement, &[&business.id.as_uuid(), &keys]).await.map_err(db)?;
+        let mut found: HashMap<i64, ConsentBits> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let phone: i64 = rows::get(row, "consent_state", "phone")?;
+            let category: &str = rows::get(row, "consent_state", "category")?;
+            let status = parse_status(rows::get(row, "consent_state", "status")?)?;
+            if let Some(slot) = business.category_slot(category) {
+                found.entry(phone).or_default().set(slot.bit(), status);
+            }
+        }
+        Ok(keys.iter().map(|key| found.get(key).copied().unwrap_or_default()).collect())
     }
 
     pub(crate) async fn load_contact_consent(

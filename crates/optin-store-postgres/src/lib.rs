@@ -14,6 +14,8 @@
 //!   deliveries are taken again when their lease ends.
 //! - Writes to a business's thread contacts take a transaction-scoped advisory lock on the
 //!   business, so concurrent sightings never create one person twice nor interleave merges.
+//! - Reservations under a business's messaging limit take another such lock, so the recipients
+//!   counted against the limit are exact across servers.
 //! - Migrations are embedded (`migrations/*.sql`), checksummed, and applied under an advisory
 //!   lock by whichever server starts first.
 //!
@@ -22,9 +24,11 @@
 mod consent;
 mod contacts;
 mod error;
+mod forwarded;
 mod inbox;
 mod migrations;
 mod notices;
+mod reservations;
 mod rows;
 mod senders;
 mod signals;
@@ -46,8 +50,8 @@ use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
 use optin_core::ledger::{ChainHead, LedgerEntry};
 use optin_core::phone::PhoneNumber;
 use optin_store::channel::{
-    Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, NewSignal, Sender, SentMessage, SettingsDocument, Sighting,
-    Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
+    Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, ForwardedMessage, NewSignal, Sender, SentMessage,
+    SettingsDocument, Sighting, Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
 };
 use optin_store::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse, Store, StoreError};
 use tokio_postgres::NoTls;
@@ -212,6 +216,14 @@ impl Store for PostgresStore {
 
     async fn consent_bits(&self, business: &Business, phone: PhoneNumber) -> Result<ConsentBits, StoreError> {
         self.load_consent_bits(business, phone).await
+    }
+
+    async fn consent_bits_many(
+        &self,
+        business: &Business,
+        phones: &[PhoneNumber],
+    ) -> Result<Vec<ConsentBits>, StoreError> {
+        self.load_consent_bits_many(business, phones).await
     }
 
     async fn contact_consent(&self, business: BusinessId, phone: PhoneNumber) -> Result<ContactConsent, StoreError> {
@@ -397,5 +409,37 @@ impl Store for PostgresStore {
 
     async fn sent_message(&self, business: BusinessId, message_id: &str) -> Result<Option<SentMessage>, StoreError> {
         self.load_sent_message(business, message_id).await
+    }
+
+    async fn record_forwarded_message(&self, message: &ForwardedMessage) -> Result<(), StoreError> {
+        self.insert_forwarded_message(message).await
+    }
+
+    async fn forwarded_message(
+        &self,
+        business: BusinessId,
+        message_id: &str,
+    ) -> Result<Option<ForwardedMessage>, StoreError> {
+        self.load_forwarded_message(business, message_id).await
+    }
+
+    async fn reserve_recipients(
+        &self,
+        business: BusinessId,
+        phones: &[PhoneNumber],
+        at: Timestamp,
+        window: jiff::SignedDuration,
+        limit: Option<u64>,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.reserve(business, phones, at, window, limit).await
+    }
+
+    async fn recipients_in_window(
+        &self,
+        business: BusinessId,
+        at: Timestamp,
+        window: jiff::SignedDuration,
+    ) -> Result<u64, StoreError> {
+        self.count_reserved(business, at, window).await
     }
 }

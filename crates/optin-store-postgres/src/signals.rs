@@ -1,6 +1,7 @@
 //! Signals: what the platform reported that is worth a look, deduplicated by key per business.
 
 use jiff::Timestamp;
+use optin_core::business::CategoryName;
 use optin_core::ids::BusinessId;
 use optin_store::StoreError;
 use optin_store::channel::{NewSignal, Signal, SignalFilter, SignalKind};
@@ -12,7 +13,8 @@ use crate::error::{corrupt, db};
 use crate::rows::{get, nanos, optional_phone, page_limit, phone_key, timestamp};
 
 const SIGNAL_COLUMNS: &str = "id, business_id, received_at, dedupe_key, kind, occurred_at, phone_number_id, phone, \
-                              user_id, message_id, template_name, template_language, status, error_codes, detail";
+                              user_id, message_id, template_name, template_language, status, error_codes, detail, \
+                              category";
 
 /// Every signal in one statement (arrays, one element per signal, in the order given, so ids
 /// follow it). Error codes travel as array literals (`{131047,131026}`): PostgreSQL arrays are
@@ -20,13 +22,13 @@ const SIGNAL_COLUMNS: &str = "id, business_id, received_at, dedupe_key, kind, oc
 const INSERT: &str = "\
 INSERT INTO signals
     (business_id, received_at, dedupe_key, kind, occurred_at, phone_number_id, phone, user_id, message_id,
-     template_name, template_language, status, error_codes, detail)
+     template_name, template_language, status, error_codes, detail, category)
 SELECT $1::uuid, $2::bigint, s.dedupe_key, s.kind, s.occurred_at, s.phone_number_id, s.phone, s.user_id,
-       s.message_id, s.template_name, s.template_language, s.status, s.error_codes::bigint[], s.detail
+       s.message_id, s.template_name, s.template_language, s.status, s.error_codes::bigint[], s.detail, s.category
 FROM unnest($3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[], $8::text[], $9::text[], $10::text[],
-            $11::text[], $12::text[], $13::text[], $14::text[])
+            $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
      WITH ORDINALITY AS s (dedupe_key, kind, occurred_at, phone_number_id, phone, user_id, message_id,
-                           template_name, template_language, status, error_codes, detail, position)
+                           template_name, template_language, status, error_codes, detail, category, position)
 ORDER BY s.position
 ON CONFLICT (business_id, dedupe_key) DO NOTHING";
 
@@ -120,6 +122,7 @@ struct SignalColumns<'a> {
     statuses: Vec<Option<&'a str>>,
     error_codes: Vec<String>,
     details: Vec<String>,
+    categories: Vec<Option<&'a str>>,
 }
 
 impl<'a> SignalColumns<'a> {
@@ -137,6 +140,7 @@ impl<'a> SignalColumns<'a> {
             statuses: Vec::with_capacity(signals.len()),
             error_codes: Vec::with_capacity(signals.len()),
             details: Vec::with_capacity(signals.len()),
+            categories: Vec::with_capacity(signals.len()),
         };
         for signal in signals {
             columns.dedupe_keys.push(&signal.dedupe_key);
@@ -152,11 +156,12 @@ impl<'a> SignalColumns<'a> {
             let codes: Vec<String> = signal.error_codes.iter().map(i64::to_string).collect();
             columns.error_codes.push(format!("{{{}}}", codes.join(",")));
             columns.details.push(signal.detail.to_string());
+            columns.categories.push(signal.category.as_ref().map(CategoryName::as_str));
         }
         Ok(columns)
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 12] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
         [
             &self.dedupe_keys,
             &self.kinds,
@@ -170,6 +175,7 @@ impl<'a> SignalColumns<'a> {
             &self.statuses,
             &self.error_codes,
             &self.details,
+            &self.categories,
         ]
     }
 }
@@ -192,6 +198,9 @@ fn signal(row: &Row) -> Result<Signal, StoreError> {
             message_id: get(row, T, "message_id")?,
             template_name: get(row, T, "template_name")?,
             template_language: get(row, T, "template_language")?,
+            category: get::<Option<&str>>(row, T, "category")?
+                .map(|name| CategoryName::parse(name).map_err(|e| corrupt(format_args!("{T}.category: {e}"))))
+                .transpose()?,
             status: get(row, T, "status")?,
             error_codes: get(row, T, "error_codes")?,
             detail: serde_json::from_str(detail).map_err(|e| corrupt(format_args!("{T}.detail: {e}")))?,

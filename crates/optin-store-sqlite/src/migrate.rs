@@ -22,6 +22,8 @@ pub(crate) struct Migration {
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "0001_initial", sql: include_str!("../migrations/0001_initial.sql") },
     Migration { version: 2, name: "0002_whatsapp", sql: include_str!("../migrations/0002_whatsapp.sql") },
+    Migration { version: 3, name: "0003_forwarded", sql: include_str!("../migrations/0003_forwarded.sql") },
+    Migration { version: 4, name: "0004_messaging_limit", sql: include_str!("../migrations/0004_messaging_limit.sql") },
 ];
 
 const CREATE_TRACKING_TABLE: &str = "

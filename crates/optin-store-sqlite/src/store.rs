@@ -13,13 +13,13 @@ use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
 use optin_core::ledger::{ChainHead, LedgerEntry};
 use optin_core::phone::PhoneNumber;
 use optin_store::channel::{
-    Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, NewSignal, Sender, SentMessage, SettingsDocument, Sighting,
-    Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
+    Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, ForwardedMessage, NewSignal, Sender, SentMessage,
+    SettingsDocument, Sighting, Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
 };
 use optin_store::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse, Store, StoreError};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::channel::{contacts, inbox, senders, signals, templates};
+use crate::channel::{contacts, forwarded, inbox, reservations, senders, signals, templates};
 use crate::checkpoint::{BACKSTOP_PAGES, Checkpointer};
 use crate::commands;
 use crate::error::db_error;
@@ -346,6 +346,14 @@ impl Store for SqliteStore {
         self.consent_bits_now(business.id, phone)
     }
 
+    async fn consent_bits_many(
+        &self,
+        business: &Business,
+        phones: &[PhoneNumber],
+    ) -> Result<Vec<ConsentBits>, StoreError> {
+        SqliteStore::consent_bits_many(self, business.id, phones)
+    }
+
     async fn contact_consent(&self, business: BusinessId, phone: PhoneNumber) -> Result<ContactConsent, StoreError> {
         self.read_quick(move |conn| reads::contact_consent(conn, business, phone)).await
     }
@@ -538,6 +546,45 @@ impl Store for SqliteStore {
     async fn sent_message(&self, business: BusinessId, message_id: &str) -> Result<Option<SentMessage>, StoreError> {
         let message_id = message_id.to_owned();
         self.read_quick(move |conn| contacts::sent_message(conn, business, &message_id)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %message.business_id))]
+    async fn record_forwarded_message(&self, message: &ForwardedMessage) -> Result<(), StoreError> {
+        let message = message.clone();
+        self.writer.write(move |batch| forwarded::record_forwarded_message(batch, &message)).await
+    }
+
+    async fn forwarded_message(
+        &self,
+        business: BusinessId,
+        message_id: &str,
+    ) -> Result<Option<ForwardedMessage>, StoreError> {
+        let message_id = message_id.to_owned();
+        self.read_quick(move |conn| forwarded::forwarded_message(conn, business, &message_id)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(business = %business, phones = phones.len()))]
+    async fn reserve_recipients(
+        &self,
+        business: BusinessId,
+        phones: &[PhoneNumber],
+        at: Timestamp,
+        window: jiff::SignedDuration,
+        limit: Option<u64>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let phones = phones.to_vec();
+        self.writer
+            .write(move |batch| reservations::reserve_recipients(batch, business, &phones, at, window, limit))
+            .await
+    }
+
+    async fn recipients_in_window(
+        &self,
+        business: BusinessId,
+        at: Timestamp,
+        window: jiff::SignedDuration,
+    ) -> Result<u64, StoreError> {
+        self.read_quick(move |conn| reservations::recipients_in_window(conn, business, at, window)).await
     }
 }
 

@@ -49,14 +49,14 @@ async fn reopening_keeps_the_data_and_rebuilds_the_index() {
 
     assert!(migrate(&path).unwrap().is_empty(), "nothing left to apply");
     let applied_after: i64 = raw(&path).query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
-    assert_eq!((applied_before, applied_after), (2, 2));
+    assert_eq!((applied_before, applied_after), (4, 4));
 }
 
 #[test]
 fn migrate_applies_each_migration_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(&dir);
-    assert_eq!(migrate(&path).unwrap(), ["0001_initial", "0002_whatsapp"]);
+    assert_eq!(migrate(&path).unwrap(), ["0001_initial", "0002_whatsapp", "0003_forwarded", "0004_messaging_limit"]);
     assert!(migrate(&path).unwrap().is_empty());
     drop(SqliteStore::open(&path).unwrap());
     assert!(migrate(&path).unwrap().is_empty());
@@ -87,4 +87,18 @@ fn a_database_from_a_newer_optin_is_refused() {
         Err(StoreError::Corrupt(message)) => assert!(message.contains("newer"), "{message}"),
         other => panic!("an unknown migration was accepted: {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_under_the_messaging_limit_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(&dir);
+    let store = SqliteStore::open(&path).unwrap();
+    optin_store::testing::reservations_survive_reopening(std::sync::Arc::new(store), |first| async move {
+        // A second store on the same file (as another process would open it), then the first closes.
+        let second: std::sync::Arc<dyn Store> = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+        drop(first);
+        second
+    })
+    .await;
 }

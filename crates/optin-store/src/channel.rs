@@ -237,6 +237,9 @@ pub struct NewSignal {
     pub message_id: Option<String>,
     pub template_name: Option<String>,
     pub template_language: Option<String>,
+    /// The business category the message counted against: for the status of a message the
+    /// proxy forwarded, its template's linked category.
+    pub category: Option<CategoryName>,
     /// The status, event or score the signal reports (`failed`, `PAUSED`, `RED`, `stop`...).
     pub status: Option<String>,
     pub error_codes: Vec<i64>,
@@ -310,5 +313,23 @@ pub struct SentMessage {
     pub categories: Vec<CategoryName>,
     /// For a question: the notice its text is.
     pub notice_id: Option<NoticeId>,
+    pub sent_at: Timestamp,
+}
+
+/// A business's own message that the send proxy forwarded to the upstream, so that the status
+/// webhooks naming it later can be attributed to its template and category.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedMessage {
+    pub business_id: BusinessId,
+    /// The platform's message id (`wamid...`) from the upstream's answer.
+    pub message_id: String,
+    /// The recipient.
+    pub phone: PhoneNumber,
+    /// The sender it was sent from.
+    pub phone_number_id: String,
+    /// For a template message: its name and language, as the registry knows them.
+    pub template: Option<(TemplateName, TemplateLanguage)>,
+    /// For a template message: the business category it counted against.
+    pub category: Option<CategoryName>,
     pub sent_at: Timestamp,
 }

@@ -99,7 +99,8 @@ pub async fn decide_message_send(
     Ok(GateAnswer { decision, service_window_closes_at: window_closes_at, template_category })
 }
 
-async fn lookup_template(
+/// What the registry says about a template, for a decision (also used by `audience`).
+pub(crate) async fn lookup_template(
     store: &dyn Store,
     business: &Business,
     name: &str,

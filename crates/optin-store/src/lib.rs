@@ -2,12 +2,15 @@
 //!
 //! [`Store`] is driver-neutral: `optin-store-sqlite` and `optin-store-postgres` implement it, and
 //! both run the same contract suite (`testing` feature). The use-case modules ([`intake`],
-//! [`gate`], [`ledger`], [`tenancy`]) combine core rules with store calls once, so the HTTP API
-//! and the CLI share them instead of repeating them.
+//! [`gate`], [`audience`], [`ledger`], [`tenancy`]) combine core rules with store calls once, so
+//! the HTTP API and the CLI share them instead of repeating them.
 
+pub mod audience;
+pub mod capacity;
 pub mod channel;
 pub mod gate;
 pub mod intake;
+pub mod jurisdiction;
 pub mod ledger;
 mod records;
 mod rejection;

@@ -9,8 +9,8 @@ use optin_core::ledger::{ChainHead, LedgerEntry};
 use optin_core::phone::PhoneNumber;
 
 use crate::channel::{
-    Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, NewSignal, Sender, SentMessage, SettingsDocument, Sighting,
-    Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
+    Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, ForwardedMessage, NewSignal, Sender, SentMessage,
+    SettingsDocument, Sighting, Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
 };
 use crate::records::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse};
 
@@ -87,6 +87,14 @@ pub trait Store: Send + Sync + 'static {
     /// The hot path of decisions: the contact's consent as bits over the business's slots.
     /// Unknown contacts give empty bits.
     async fn consent_bits(&self, business: &Business, phone: PhoneNumber) -> Result<ConsentBits, StoreError>;
+    /// `consent_bits` of many contacts at once, in the order given (a number given twice is
+    /// answered twice): for audience filtering, one call per chunk. Each call is one read that
+    /// sees every write that returned before it; nothing is held open between calls.
+    async fn consent_bits_many(
+        &self,
+        business: &Business,
+        phones: &[PhoneNumber],
+    ) -> Result<Vec<ConsentBits>, StoreError>;
     /// The contact's current consent per category (empty for an unknown contact).
     async fn contact_consent(&self, business: BusinessId, phone: PhoneNumber) -> Result<ContactConsent, StoreError>;
     /// The contact's events, oldest first.
@@ -206,4 +214,38 @@ pub trait Store: Send + Sync + 'static {
     /// contact's `last_asked_at` (creating the contact if needed).
     async fn record_sent_message(&self, message: &SentMessage) -> Result<(), StoreError>;
     async fn sent_message(&self, business: BusinessId, message_id: &str) -> Result<Option<SentMessage>, StoreError>;
+
+    /// Remembers a message the send proxy forwarded (replacing one with the same id).
+    /// `NotFound` for an unknown business.
+    async fn record_forwarded_message(&self, message: &ForwardedMessage) -> Result<(), StoreError>;
+    /// A message the proxy forwarded for this business, by platform message id.
+    async fn forwarded_message(
+        &self,
+        business: BusinessId,
+        message_id: &str,
+    ) -> Result<Option<ForwardedMessage>, StoreError>;
+
+    // --- messaging limit --------------------------------------------------------------------
+
+    /// Reserves places under a messaging limit for the recipients of business-initiated
+    /// messages, in order, in one transaction that is exact with concurrent callers in any
+    /// process: the recipients reached are those with a reservation after `at - window`; the
+    /// answers are `optin_core::limit::admit_recipients(limit, …)` (`None`: unlimited, everyone
+    /// admitted and recorded), and every admitted phone's reservation moves to `at` (never back).
+    /// A refused phone writes nothing. `window` is positive. `NotFound` for an unknown business.
+    async fn reserve_recipients(
+        &self,
+        business: BusinessId,
+        phones: &[PhoneNumber],
+        at: Timestamp,
+        window: jiff::SignedDuration,
+        limit: Option<u64>,
+    ) -> Result<Vec<bool>, StoreError>;
+    /// How many recipients have a reservation after `at - window`.
+    async fn recipients_in_window(
+        &self,
+        business: BusinessId,
+        at: Timestamp,
+        window: jiff::SignedDuration,
+    ) -> Result<u64, StoreError>;
 }

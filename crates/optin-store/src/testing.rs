@@ -17,12 +17,18 @@ use crate::ledger::verify_ledger;
 use crate::tenancy::{CategoryInput, create_business, issue_key};
 use crate::{SavedResponse, Store, StoreError, UseCaseError};
 
+mod batch;
+mod capacity;
 mod channel;
+mod forwarded;
+
+pub use capacity::reservations_survive_reopening;
 
 const NOTICE: &str = "I agree to receive order updates and offers from Acme Shoes on WhatsApp. Reply STOP to opt out.";
 
 /// Runs every story against `store`, which must be empty.
 pub async fn run_contract_suite(store: Arc<dyn Store>) {
+    capacity::run_capacity_stories(&store).await;
     let store = store.as_ref();
     operator_token_is_replaced(store).await;
     businesses_keep_their_categories_in_slot_order(store).await;
@@ -33,6 +39,9 @@ pub async fn run_contract_suite(store: Arc<dyn Store>) {
     concurrent_writes_keep_one_chain(store).await;
     saved_responses_keep_the_first(store).await;
     channel::run_channel_stories(store).await;
+    forwarded::forwarded_messages_are_kept_per_business(store).await;
+    forwarded::signals_keep_their_category(store).await;
+    batch::run_batch_stories(store).await;
 }
 
 fn now() -> Timestamp {

@@ -184,6 +184,8 @@ impl Processor {
         }
         let now = Timestamp::now();
         let actions = ThreadActions { store, context: &context, now };
+        let works = planned.iter().filter_map(|(_, work)| work.as_ref().ok());
+        actions.follow_messaging_limits(works).await.map_err(store_error)?;
         let mut signals = actions.linked_opt_outs(&sightings).await.map_err(store_error)?;
         let mut outcomes = Vec::with_capacity(planned.len());
         for (id, work) in planned {
@@ -210,6 +212,7 @@ impl Processor {
             }
         }
         if !signals.is_empty() {
+            actions.attribute_forwarded(&mut signals).await.map_err(store_error)?;
             store.record_signals(business_id, &signals, now).await?;
         }
         Ok(outcomes)

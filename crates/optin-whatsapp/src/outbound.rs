@@ -1,4 +1,5 @@
-//! Sending free-form service messages (inside the 24-hour window) for a business's sender.
+//! Sending free-form service messages (inside the 24-hour window) for a business's sender, and
+//! forwarding a business's own messages for the send proxy.
 //!
 //! Both providers take the same JSON body at a `/messages` endpoint (whatsapp-platform.md §3.4,
 //! §4.2); only the URL and the auth header differ:
@@ -16,8 +17,12 @@
 //!
 //! Logs carry the provider, `phone_number_id`, HTTP status and attempt number; never the
 //! credential, the recipient or the message content.
+//!
+//! [`OutboundClient::forward`] (in `forward`) posts a business's own message for the send proxy,
+//! as the client wrote it, and retries only failures to connect (see there why).
 
 mod error;
+mod forward;
 mod message;
 mod retry;
 
@@ -33,6 +38,7 @@ use serde::Deserialize;
 use tracing::Instrument;
 
 pub use error::SendError;
+pub use forward::{ForwardError, UpstreamResponse};
 pub use message::{ListRow, OutboundMessage, ReplyButton};
 pub use retry::RetryPolicy;
 

@@ -12,6 +12,8 @@ use optin_store::channel::{NewSignal, Sighting, SignalKind, TemplateChange, Temp
 use serde_json::{Map, Value};
 
 mod apply;
+mod forwarded;
+mod limit;
 mod plan;
 mod send;
 
@@ -98,6 +100,8 @@ pub(crate) struct DeliveryWork {
     pub(crate) sightings: Vec<Sighting>,
     pub(crate) signals: Vec<NewSignal>,
     pub(crate) template_updates: Vec<TemplateUpdate>,
+    /// Messaging limits reported by webhooks, applied once per group (the latest wins).
+    pub(crate) limit_updates: Vec<limit::LimitUpdate>,
     actions: Vec<Action>,
     /// Contacts who wrote something that is not about consent: maybe ask them to opt in.
     ask_candidates: Vec<Inbound>,
@@ -156,6 +160,7 @@ fn signal(
         message_id: None,
         template_name: None,
         template_language: None,
+        category: None,
         status,
         error_codes: Vec::new(),
         detail,

@@ -8,3 +8,4 @@ pub mod database;
 pub mod operator;
 pub mod server;
 pub mod telemetry;
+pub mod upstream;

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::database::DatabaseUrl;
 use crate::operator::{OperatorToken, ensure_operator_token, write_secret_file};
+use crate::upstream::UpstreamForwarder;
 
 /// Settings of `optin serve`, already resolved from flags and environment.
 #[derive(Debug, Clone)]
@@ -59,7 +60,10 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
         async move { processor.run(std::future::pending()).await }
     });
     let waker: optin_http::InboxWaker = Arc::new(move || processor.wake());
-    let router = optin_http::router(AppState::new(store, settings.http).with_inbox_waker(waker));
+    let forwarder = UpstreamForwarder::for_request_timeout(settings.http.request_timeout)
+        .context("while creating the proxy's upstream client")?;
+    let state = AppState::new(store, settings.http).with_inbox_waker(waker).with_forwarder(Arc::new(forwarder));
+    let router = optin_http::router(state);
     serve(router, listener, shutdown).await?;
     // Safe at any point: a delivery being processed keeps its claim and is taken again later.
     processing.abort();

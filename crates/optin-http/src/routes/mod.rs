@@ -1,5 +1,6 @@
 //! One module per resource, each with its own `router()`, merged here.
 
+pub(crate) mod batch;
 pub(crate) mod business;
 pub(crate) mod businesses;
 pub(crate) mod channel;
@@ -7,9 +8,12 @@ pub(crate) mod consent;
 pub(crate) mod contacts;
 pub(crate) mod decisions;
 pub(crate) mod inbox;
+pub(crate) mod jurisdiction;
 pub(crate) mod keys;
 pub(crate) mod ledger;
+pub(crate) mod limit;
 pub(crate) mod notices;
+pub(crate) mod proxy;
 pub(crate) mod signals;
 pub(crate) mod system;
 pub(crate) mod templates;
@@ -29,13 +33,17 @@ pub(crate) fn all() -> Router<AppState> {
         .merge(notices::router())
         .merge(consent::router())
         .merge(decisions::router())
+        .merge(batch::router())
         .merge(contacts::router())
         .merge(ledger::router())
         .merge(channel::router())
+        .merge(jurisdiction::router())
         .merge(webhooks::router())
         .merge(templates::router())
         .merge(signals::router())
+        .merge(limit::router())
         .merge(inbox::router())
+        .merge(proxy::router())
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
 }

@@ -65,6 +65,9 @@ pub struct SignalView {
     message_id: Option<String>,
     template_name: Option<String>,
     template_language: Option<String>,
+    /// The business category the message counted against (statuses of messages the proxy
+    /// forwarded: their template's linked category).
+    category: Option<String>,
     status: Option<String>,
     error_codes: Vec<i64>,
     #[schema(value_type = Object)]
@@ -85,6 +88,7 @@ impl From<&Signal> for SignalView {
             message_id: s.message_id.clone(),
             template_name: s.template_name.clone(),
             template_language: s.template_language.clone(),
+            category: s.category.as_ref().map(ToString::to_string),
             status: s.status.clone(),
             error_codes: s.error_codes.clone(),
             detail: s.detail.clone(),

@@ -186,6 +186,7 @@ async fn signals_repeated_in_one_batch_are_stored_once_and_filter_by_error_code(
         message_id: Some(format!("wamid.{key}")),
         template_name: None,
         template_language: None,
+        category: None,
         status: Some("failed".into()),
         error_codes,
         detail: json!({"title": "Re-engagement message", "nested": {"z": 1, "a": [1.5, null, "\u{0}"]}}),

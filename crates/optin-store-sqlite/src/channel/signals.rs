@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use jiff::Timestamp;
+use optin_core::business::CategoryName;
 use optin_core::ids::BusinessId;
 use optin_store::StoreError;
 use optin_store::channel::{NewSignal, Signal, SignalFilter, SignalKind};
@@ -10,11 +11,12 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 
 use crate::error::{corrupt, db_error};
-use crate::rows::{self, id, stored_phone, time, timestamp};
+use crate::rows::{self, category_name, id, stored_phone, time, timestamp};
 use crate::writer::Batch;
 
 const SIGNAL_COLUMNS: &str = "id, business_id, received_at, dedupe_key, kind, occurred_at, phone_number_id, phone, \
-                              user_id, message_id, template_name, template_language, status, error_codes, detail";
+                              user_id, message_id, template_name, template_language, status, error_codes, detail, \
+                              category";
 
 /// How many signals a page holds when the filter asks for none, and at most.
 const DEFAULT_LIMIT: usize = 100;
@@ -34,8 +36,9 @@ pub(crate) fn record_signals(
         .conn
         .prepare_cached(
             "INSERT INTO signals (business_id, received_at, dedupe_key, kind, occurred_at, phone_number_id, phone,
-                                  user_id, message_id, template_name, template_language, status, error_codes, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                                  user_id, message_id, template_name, template_language, status, error_codes, detail,
+                                  category)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
              ON CONFLICT (business_id, dedupe_key) DO NOTHING",
         )
         .map_err(db_error)?;
@@ -57,7 +60,8 @@ pub(crate) fn record_signals(
                 signal.template_language,
                 signal.status,
                 error_codes,
-                signal.detail.to_string()
+                signal.detail.to_string(),
+                signal.category.as_ref().map(CategoryName::as_str)
             ])
             .map_err(db_error)?;
     }
@@ -142,6 +146,7 @@ struct SignalRow {
     status: Option<String>,
     error_codes: String,
     detail: String,
+    category: Option<String>,
 }
 
 impl SignalRow {
@@ -163,6 +168,7 @@ impl SignalRow {
             status: row.get(12)?,
             error_codes: row.get(13)?,
             detail: row.get(14)?,
+            category: row.get(15)?,
         })
     }
 }
@@ -181,6 +187,7 @@ impl TryFrom<SignalRow> for Signal {
             message_id: row.message_id,
             template_name: row.template_name,
             template_language: row.template_language,
+            category: row.category.as_deref().map(category_name).transpose()?,
             status: row.status,
             error_codes: serde_json::from_str(&row.error_codes)
                 .map_err(|_| corrupt("signals.error_codes is not a list of integers"))?,

@@ -374,6 +374,7 @@ fn signal(dedupe_key: &str, kind: SignalKind, occurred_at: Timestamp) -> NewSign
         message_id: None,
         template_name: None,
         template_language: None,
+        category: None,
         status: None,
         error_codes: Vec::new(),
         detail: json!({}),

@@ -106,6 +106,7 @@ impl BusinessContext {
             }
             ChangeKind::PhoneNumberQuality(update) => {
                 let at = time.unwrap_or_else(Timestamp::now);
+                work.follow_limit(update.current_limit.as_deref(), at);
                 let detail = json!({ "display_phone_number": update.display_phone_number,
                     "current_limit": update.current_limit, "waba_id": change.waba_id });
                 let key = format!("phone_quality:{}:{}:{}", change.waba_id, update.event, at.as_second());
@@ -113,6 +114,7 @@ impl BusinessContext {
             }
             ChangeKind::Account { field, value } => {
                 let at = time.unwrap_or_else(Timestamp::now);
+                work.follow_capability(&field, &value, at);
                 let key = format!("account:{field}:{}:{}", change.waba_id, content_digest(&value));
                 let detail = json!({ "field": field, "value": value, "waba_id": change.waba_id });
                 work.signals.push(signal(key, SignalKind::Account, at, Some(field), detail));

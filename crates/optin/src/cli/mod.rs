@@ -2,9 +2,11 @@
 //! no running server; every command can print JSON (`--json`); errors go to stderr with the
 //! same stable codes as the API, and a non-zero exit status.
 
+mod audience;
 mod business;
 mod consent;
 mod ledger;
+mod limit;
 mod output;
 mod whatsapp;
 
@@ -92,6 +94,12 @@ pub enum Command {
     /// Quality signals from webhooks.
     #[command(subcommand)]
     Signals(whatsapp::SignalsCommand),
+    /// A business's messaging limit (unique recipients per 24 hours) and its use.
+    #[command(subcommand)]
+    MessagingLimit(limit::MessagingLimitCommand),
+    /// Campaign audiences: filter a CSV of numbers through the gate.
+    #[command(subcommand)]
+    Audience(audience::AudienceCommand),
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +141,8 @@ pub async fn run(global: &GlobalArgs, command: Command) -> ExitCode {
         Command::Template(command) => whatsapp::run_template(global, output, command).await,
         Command::Inbox(command) => whatsapp::run_inbox(global, output, command).await,
         Command::Signals(command) => whatsapp::run_signals(global, output, command).await,
+        Command::MessagingLimit(command) => limit::run(global, output, command).await,
+        Command::Audience(command) => audience::run(global, output, command).await,
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Once};
 
 use jiff::Timestamp;
+use optin::upstream::UpstreamForwarder;
 use optin_core::secret::hash_secret;
 use optin_http::{AppState, HttpSettings};
 use optin_store::Store;
@@ -95,7 +96,8 @@ async fn serve_store(store: Arc<dyn Store>, database: Database, request_timeout:
         let processor = processor.clone();
         move || processor.wake()
     });
-    let router = optin_http::router(AppState::new(Arc::clone(&store), settings).with_inbox_waker(waker));
+    let state = AppState::new(Arc::clone(&store), settings).with_inbox_waker(waker).with_forwarder(test_forwarder());
+    let router = optin_http::router(state);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
@@ -114,6 +116,13 @@ pub fn test_processor(store: Arc<dyn Store>) -> Processor {
     };
     let config = ProcessorConfig { poll_interval: std::time::Duration::from_millis(100), ..ProcessorConfig::default() };
     Processor::new(store, OutboundClient::new(retry).unwrap(), config)
+}
+
+/// The proxy's upstream client, with short timeouts and pauses (as `optin serve` makes it for a
+/// 2.5-second request timeout).
+pub fn test_forwarder() -> Arc<UpstreamForwarder> {
+    let forwarder = UpstreamForwarder::for_request_timeout(std::time::Duration::from_millis(2500));
+    Arc::new(forwarder.expect("the proxy's upstream client builds"))
 }
 
 /// `TEST_LOG=1` shows the tracing output (filtered by `RUST_LOG`, default `debug`).

@@ -7,7 +7,9 @@
 
 mod api;
 mod cli;
+mod cli_audience;
 mod cli_whatsapp;
 mod helpers;
+mod proxy;
 mod server;
 mod whatsapp;

@@ -1,8 +1,10 @@
 //! The JSON API, one module per concern.
 
+mod batch;
 mod flow;
 mod idempotency;
 mod input;
+mod limits;
 mod operations;
 mod tenancy;
 mod two_servers;
