@@ -16,13 +16,17 @@
 
 use std::collections::HashSet;
 
-use optin_core::business::Business;
+use jiff::Timestamp;
+use optin_core::business::{Business, CategorySlot};
 use optin_core::consent::ConsentBits;
 use optin_core::decision::{Decision, Message, Reason, TemplateLookup, decide_message};
+use optin_core::jurisdiction;
 use optin_core::phone::{PhoneNumber, PhoneNumberError, Region};
 use optin_core::template::{TemplateLanguage, TemplateName};
 
-use crate::gate::lookup_template;
+use crate::UseCaseError;
+use crate::gate::{lookup_template, time_rules};
+use crate::jurisdiction::jurisdiction_policy;
 use crate::store::{Store, StoreError};
 
 /// What a campaign sends: business-initiated messages only, so a category or a template.
@@ -51,11 +55,21 @@ pub struct AudienceDecision {
 }
 
 /// The state of one audience across its chunks: the numbers already decided, per message.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Audience {
     /// Every message the audience asked about so far, and the numbers decided for it (a set per
     /// message, so that the usual audience, about one message, costs one key per number).
     messages: Vec<(OwnedMessage, HashSet<u64, foldhash::fast::RandomState>)>,
+    /// When the campaign goes out: quiet hours are checked at that time.
+    at: Timestamp,
+    /// Whether allowed recipients take a place under the business's messaging limit.
+    reserve: bool,
+}
+
+impl Default for Audience {
+    fn default() -> Audience {
+        Audience { messages: Vec::new(), at: Timestamp::now(), reserve: false }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -85,8 +99,24 @@ struct Resolved {
 }
 
 impl Audience {
+    /// An audience sent now, without reserving capacity.
     pub fn new() -> Audience {
         Audience::default()
+    }
+
+    /// The audience is sent at `at` (a scheduled campaign).
+    #[must_use]
+    pub fn sent_at(mut self, at: Timestamp) -> Audience {
+        self.at = at;
+        self
+    }
+
+    /// Every allowed recipient takes a place under the business's messaging limit (unique
+    /// recipients per rolling 24 hours); once it is full, the rest are `tier_cap_reached`.
+    #[must_use]
+    pub fn reserving_capacity(mut self) -> Audience {
+        self.reserve = true;
+        self
     }
 
     /// How many decisions were not duplicates so far (distinct valid numbers per message).
@@ -109,11 +139,26 @@ impl Audience {
         let e164: Vec<Option<PhoneNumber>> = requests.iter().map(|r| PhoneNumber::from_e164(r.phone)).collect();
         let repeated = self.decided_earlier(&messages, requests, &e164);
         let resolved = resolve_numbers(store, business, requests, &e164, &repeated).await?;
-        let decisions = requests.iter().zip(resolved).map(|(request, resolved)| {
-            let (message, seen) = messages.get(request.message);
-            self.decide_one(message, seen, resolved)
-        });
-        Ok(decisions.collect())
+        let policy = jurisdiction_policy(store, business.id).await?;
+        let at = self.at;
+        let mut decisions: Vec<AudienceDecision> = requests
+            .iter()
+            .zip(resolved)
+            .map(|(request, resolved)| {
+                let (message, seen) = messages.get(request.message);
+                let mut decided = self.decide_one(message, seen, resolved);
+                if let (Some(number), Some(slot)) = (decided.phone, counted_against(message))
+                    && decided.decision.reasons != [Reason::Duplicate]
+                {
+                    decided.decision.reasons.extend(time_rules(&policy, business, &number, slot, at));
+                }
+                decided
+            })
+            .collect();
+        if self.reserve {
+            reserve(store, business, &mut decisions, at).await?;
+        }
+        Ok(decisions)
     }
 
     /// Which requests have an E.164 number decided in an earlier chunk for the same message: they
@@ -155,6 +200,38 @@ impl Audience {
     }
 }
 
+/// The business category a message counts against, if it exists.
+fn counted_against(message: &Message<'_>) -> Option<CategorySlot> {
+    match message {
+        Message::Category(Ok(slot)) => Some(*slot),
+        Message::Template(TemplateLookup::Found { category: Some((_, slot)), .. }) => Some(*slot),
+        _ => None,
+    }
+}
+
+/// Takes a place under the messaging limit for every allowed recipient of the chunk (one
+/// transaction); those left without one are refused as `tier_cap_reached`.
+async fn reserve(
+    store: &dyn Store,
+    business: &Business,
+    decisions: &mut [AudienceDecision],
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let allowed: Vec<usize> = (0..decisions.len()).filter(|i| decisions[*i].decision.allowed()).collect();
+    let phones: Vec<PhoneNumber> = allowed.iter().filter_map(|i| decisions[*i].phone).collect();
+    let places =
+        crate::capacity::reserve_capacity(store, business.id, &phones, at).await.map_err(|error| match error {
+            UseCaseError::Store(error) => error,
+            UseCaseError::Rejected(rejection) => StoreError::Corrupt(rejection.detail().to_owned()),
+        })?;
+    for (index, placed) in allowed.into_iter().zip(places) {
+        if !placed {
+            decisions[index].decision.reasons.push(Reason::TierCapReached);
+        }
+    }
+    Ok(())
+}
+
 /// Parses the chunk's numbers and reads their consent: one read for the E.164 numbers, one for
 /// the numbers that had to be parsed (if any). `e164` has each request's number if it is written
 /// in strict E.164; `repeated` marks those already decided (they are neither parsed nor read).
@@ -182,9 +259,15 @@ async fn resolve_numbers(
         if bits != ConsentBits::default() {
             resolved[index] = Some(Resolved { phone: Ok(number), bits: Some(bits) });
         } else {
-            // Unknown to the store: parse, so that an invalid number says so. A valid one is the
-            // same number, whose (empty) consent is known.
-            let phone = PhoneNumber::parse(requests[index].phone, requests[index].region);
+            // Unknown to the store. Full validation (libphonenumber, ~90,000 numbers/s on one
+            // lock) would dominate a large audience, and the answer is a refusal either way: a
+            // number with a known country calling code is taken as it is (`no_opt_in`); anything
+            // else is parsed, so that an invalid number says so.
+            let phone = if jurisdiction::locate(&number).is_some() {
+                Ok(number)
+            } else {
+                PhoneNumber::parse(requests[index].phone, requests[index].region)
+            };
             resolved[index] = Some(Resolved { bits: Some(bits), phone });
         }
     }

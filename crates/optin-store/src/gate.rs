@@ -1,15 +1,19 @@
 //! The gate: one decision, from client input to the core's answer.
 
 use jiff::Timestamp;
-use optin_core::business::{Business, CategoryName};
+use optin_core::business::{Business, CategoryName, CategorySlot};
 use optin_core::consent::ConsentBits;
-use optin_core::decision::{Decision, Message, TemplateLookup, decide, decide_message, service_window_closes_at};
+use optin_core::decision::{
+    Decision, Message, Reason, TemplateLookup, decide, decide_message, jurisdiction_reasons, service_window_closes_at,
+};
 use optin_core::phone::{PhoneNumber, PhoneNumberError, Region};
 use optin_core::template::{TemplateLanguage, TemplateName};
 
+use crate::jurisdiction::{LoadedPolicy, jurisdiction_policy};
 use crate::store::{Store, StoreError};
 
-/// Decides whether `business` may send a message of `category` to `phone` now.
+/// Decides whether `business` may send a message of `category` to `phone` at `at` (now, or the
+/// moment a campaign is scheduled for): consent, then the jurisdiction's time rules.
 ///
 /// Numbers in strict E.164 that the store knows were validated when their consent was stored,
 /// so they are looked up without running the (slow, globally locked) libphonenumber parser.
@@ -21,20 +25,46 @@ pub async fn decide_send(
     phone: &str,
     region: Option<Region>,
     category: &str,
+    at: Timestamp,
 ) -> Result<Decision, StoreError> {
     let slot = business.category_slot(category).ok_or(category);
+    let mut fast_bits = None;
     if let Some(fast) = PhoneNumber::from_e164(phone) {
         let bits = store.consent_bits(business, fast).await?;
         if bits != ConsentBits::default() {
-            return Ok(decide(Ok(&fast), slot, bits));
+            fast_bits = Some((fast, bits));
         }
     }
-    let parsed: Result<PhoneNumber, PhoneNumberError> = PhoneNumber::parse(phone, region);
-    let bits = match &parsed {
-        Ok(number) => store.consent_bits(business, *number).await?,
-        Err(_) => ConsentBits::default(),
+    let (parsed, bits): (Result<PhoneNumber, PhoneNumberError>, ConsentBits) = match fast_bits {
+        Some((fast, bits)) => (Ok(fast), bits),
+        None => {
+            let parsed = PhoneNumber::parse(phone, region);
+            let bits = match &parsed {
+                Ok(number) => store.consent_bits(business, *number).await?,
+                Err(_) => ConsentBits::default(),
+            };
+            (parsed, bits)
+        }
     };
-    Ok(decide(parsed.as_ref(), slot, bits))
+    let mut decision = decide(parsed.as_ref(), slot, bits);
+    if let (Ok(number), Ok(slot)) = (&parsed, slot) {
+        let policy = jurisdiction_policy(store, business.id).await?;
+        decision.reasons.extend(time_rules(&policy, business, number, slot, at));
+    }
+    Ok(decision)
+}
+
+/// The time-and-place rules (quiet hours in the recipient's zone) for a business-initiated
+/// message counted against the business category at `slot`, sent at `at`.
+pub(crate) fn time_rules(
+    policy: &LoadedPolicy,
+    business: &Business,
+    phone: &PhoneNumber,
+    slot: CategorySlot,
+    at: Timestamp,
+) -> Vec<Reason> {
+    let kind = business.categories[slot.index()].template_category;
+    jurisdiction_reasons(&policy.policy, phone, kind, at, policy.default_zone.as_ref())
 }
 
 /// The message a client asks about.
@@ -59,9 +89,10 @@ pub struct GateAnswer {
     pub template_category: Option<CategoryName>,
 }
 
-/// Decides whether `business` may send `message` to `phone` at `now`: a category message
-/// (as [`decide_send`]), a template (approved, linked, consent to its category; allowed outside
-/// the service window) or a free-form message (only inside the service window).
+/// Decides whether `business` may send `message` to `phone` at `now` (now, or when it is
+/// scheduled): a category message (as [`decide_send`]), a template (approved, linked, consent to
+/// its category, the jurisdiction's time rules; allowed outside the service window) or a
+/// free-form message (only inside the service window, which is customer service: no time rules).
 pub async fn decide_message_send(
     store: &dyn Store,
     business: &Business,
@@ -84,18 +115,27 @@ pub async fn decide_message_send(
         Err(_) => (ConsentBits::default(), None),
     };
     let mut template_category = None;
+    let mut counted_against = None;
     let core_message = match message {
-        MessageRequest::Category(category) => Message::Category(business.category_slot(category).ok_or(category)),
+        MessageRequest::Category(category) => {
+            counted_against = business.category_slot(category);
+            Message::Category(business.category_slot(category).ok_or(category))
+        }
         MessageRequest::FreeForm => Message::FreeForm,
         MessageRequest::Template { name, language } => {
             let lookup = lookup_template(store, business, name, language).await?;
-            if let TemplateLookup::Found { category: Some((name, _)), .. } = &lookup {
+            if let TemplateLookup::Found { category: Some((name, slot)), .. } = &lookup {
                 template_category = Some(name.clone());
+                counted_against = Some(*slot);
             }
             Message::Template(lookup)
         }
     };
-    let decision = decide_message(parsed.as_ref(), &core_message, bits, window_closes_at.is_some());
+    let mut decision = decide_message(parsed.as_ref(), &core_message, bits, window_closes_at.is_some());
+    if let (Ok(number), Some(slot)) = (&parsed, counted_against) {
+        let policy = jurisdiction_policy(store, business.id).await?;
+        decision.reasons.extend(time_rules(&policy, business, number, slot, now));
+    }
     Ok(GateAnswer { decision, service_window_closes_at: window_closes_at, template_category })
 }
 

@@ -163,7 +163,7 @@ async fn in_process_decisions(store: &dyn Store, business: &Business, stored: &[
     let started = Instant::now();
     let mut allowed = 0usize;
     for input in &inputs {
-        let decision = optin_store::gate::decide_send(store, business, input, None, "offers").await?;
+        let decision = optin_store::gate::decide_send(store, business, input, None, "offers", Timestamp::now()).await?;
         allowed += usize::from(decision.allowed());
     }
     let elapsed = started.elapsed();

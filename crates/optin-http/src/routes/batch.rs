@@ -25,12 +25,13 @@ use optin_core::phone::Region;
 use optin_store::audience::{Audience, AudienceMessage, AudienceRequest};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use self::answer::write_answers;
 use self::lines::{Line, LineReader};
 use crate::auth::BusinessAuth;
 use crate::error::{ApiError, ProblemDetails};
+use crate::extract::Query;
 use crate::state::AppState;
 
 /// Lines decided together: one or two store reads each.
@@ -99,24 +100,34 @@ pub(crate) struct BatchDecisionView {
 
 /// Decides an audience: a stream of NDJSON lines in, one NDJSON decision per line out.
 #[utoipa::path(post, path = "/v1/decisions/batch", tag = "business", security(("business_key" = [])),
+    params(BatchQuery),
     request_body(content = BatchLine, content_type = "application/x-ndjson",
         description = "One JSON object per line, any number of lines (the body limit does not apply; lines up to 4 KiB)"),
     responses(
         (status = 200, description = "One JSON object per non-blank input line, in order, streamed as decided",
             body = BatchDecisionView, content_type = "application/x-ndjson"),
         (status = 401, description = "`unauthorized`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_query`, `invalid_time`", body = ProblemDetails, content_type = "application/problem+json"),
     ))]
 pub(crate) async fn decide_batch(
     State(state): State<AppState>,
     BusinessAuth(business): BusinessAuth,
+    Query(query): Query<BatchQuery>,
     body: Body,
-) -> Response {
+) -> Result<Response, ApiError> {
+    let mut audience = Audience::new();
+    if let Some(at) = crate::routes::signals::parse_time(query.at.as_deref(), "at")? {
+        audience = audience.sent_at(at);
+    }
+    if query.reserve.unwrap_or(false) {
+        audience = audience.reserving_capacity();
+    }
     let batch = Batch {
         state,
         business,
         reader: LineReader::new(body.into_data_stream(), MAX_LINE_BYTES),
         lines: Vec::with_capacity(CHUNK_LINES),
-        audience: Audience::new(),
+        audience,
     };
     // The stream runs after the handler returned (as hyper polls the body), inside its span.
     let span = tracing::Span::current();
@@ -131,7 +142,18 @@ pub(crate) async fn decide_batch(
         }
         .instrument(span.clone())
     });
-    ([(header::CONTENT_TYPE, NDJSON)], Body::from_stream(chunks)).into_response()
+    Ok(([(header::CONTENT_TYPE, NDJSON)], Body::from_stream(chunks)).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchQuery {
+    /// When the campaign goes out (RFC 3339); default now. Quiet hours are checked at that time.
+    at: Option<String>,
+    /// `true`: every allowed recipient takes a place under the business's messaging limit
+    /// (unique recipients per rolling 24 hours); once full, the rest are `tier_cap_reached`.
+    reserve: Option<bool>,
 }
 
 struct Batch {

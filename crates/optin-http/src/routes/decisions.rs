@@ -36,6 +36,10 @@ pub(crate) struct DecisionRequest {
     /// `text` (any free-form, non-template message): allowed only inside the service window.
     #[schema(example = "text")]
     message_type: Option<String>,
+    /// When the message would go out (RFC 3339), for a scheduled campaign; default now. Quiet
+    /// hours and the service window are checked at that time.
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-01T15:00:00Z")]
+    at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -103,17 +107,22 @@ pub(crate) async fn decide(
         Some(code) => Some(Region::parse(code).map_err(|e| ApiError::invalid(e.code(), e.to_string()))?),
         None => None,
     };
+    let at = match request.at.as_deref() {
+        Some(text) => text.parse::<Timestamp>().map_err(|_| {
+            ApiError::invalid("invalid_time", "at must be an RFC 3339 time, such as 2026-12-01T15:00:00Z")
+        })?,
+        None => Timestamp::now(),
+    };
     let view = match (&request.category, &request.template, request.message_type.as_deref()) {
         // The hot path: a category decision needs no window or template lookup.
         (Some(category), None, None) => {
-            let decision = gate::decide_send(state.store(), &business, &request.phone, region, category).await?;
+            let decision = gate::decide_send(state.store(), &business, &request.phone, region, category, at).await?;
             DecisionView::from(&decision)
         }
         (None, Some(template), None) => {
             let message = MessageRequest::Template { name: &template.name, language: &template.language };
             let answer =
-                gate::decide_message_send(state.store(), &business, &request.phone, region, message, Timestamp::now())
-                    .await?;
+                gate::decide_message_send(state.store(), &business, &request.phone, region, message, at).await?;
             DecisionView::from(&answer)
         }
         (None, None, Some("text")) => {
@@ -123,7 +132,7 @@ pub(crate) async fn decide(
                 &request.phone,
                 region,
                 MessageRequest::FreeForm,
-                Timestamp::now(),
+                at,
             )
             .await?;
             DecisionView::from(&answer)

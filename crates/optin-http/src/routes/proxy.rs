@@ -186,6 +186,29 @@ async fn decide(state: &AppState, business: &Business, request: &SendRequest) ->
     let answer = gate::decide_message_send(state.store(), business, &request.to, None, message, Timestamp::now())
         .await
         .map_err(GraphError::store)?;
+    let mut answer = answer;
+    // A template outside the service window starts a business-initiated conversation: it takes a
+    // place under the messaging limit (unique recipients per rolling 24 hours), or is refused.
+    let business_initiated =
+        matches!(request.kind, MessageKind::Template { .. }) && answer.service_window_closes_at.is_none();
+    if answer.decision.allowed() && business_initiated {
+        let phone = optin_core::phone::PhoneNumber::from_e164(&request.to)
+            .or_else(|| optin_core::phone::PhoneNumber::parse(&request.to, None).ok());
+        if let Some(phone) = phone {
+            let placed =
+                optin_store::capacity::reserve_capacity(state.store(), business.id, &[phone], Timestamp::now())
+                    .await
+                    .map_err(|error| match error {
+                    optin_store::UseCaseError::Store(error) => GraphError::store(error),
+                    optin_store::UseCaseError::Rejected(rejection) => {
+                        GraphError::invalid("invalid_recipient", rejection.detail().to_owned())
+                    }
+                })?;
+            if placed != [true] {
+                answer.decision.reasons.push(optin_core::decision::Reason::TierCapReached);
+            }
+        }
+    }
     state.metrics().record_decision(answer.decision.allowed());
     if !answer.decision.allowed() {
         return Err(GraphError::refused(&answer.decision));

@@ -87,6 +87,9 @@ pub struct CheckArgs {
     /// The category of the message.
     #[arg(long)]
     category: String,
+    /// When the message would go out (RFC 3339); default now.
+    #[arg(long)]
+    at: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,9 +157,16 @@ pub async fn opt_out(global: &GlobalArgs, output: Output, args: OptOutArgs) -> R
 
 pub async fn check(global: &GlobalArgs, output: Output, args: CheckArgs) -> Result<ExitCode, Failure> {
     let region = parse_region(args.phone.country.as_deref())?;
+    let at = match args.at.as_deref() {
+        Some(text) => text.parse::<Timestamp>().map_err(|_| {
+            Failure::rejected("invalid_time", "--at must be an RFC 3339 time, such as 2026-12-01T15:00:00Z")
+        })?,
+        None => Timestamp::now(),
+    };
     let (store, business) = open_business(global, &args.business).await?;
     let decision =
-        optin_store::gate::decide_send(store.as_ref(), &business, &args.phone.phone, region, &args.category).await?;
+        optin_store::gate::decide_send(store.as_ref(), &business, &args.phone.phone, region, &args.category, at)
+            .await?;
     let text = if decision.allowed() {
         "allowed".to_owned()
     } else {

@@ -193,6 +193,8 @@ fn refusal_code(reason: &Reason) -> (i64, &'static str) {
         Reason::NoOptIn | Reason::NotOptedInToTemplateCategory(_) => {
             (INVALID_PARAMETER, "The recipient has not opted in to these messages")
         }
+        // The platform's own limit on messages from the number: the closest code.
+        Reason::TierCapReached => (131_048, "Spam rate limit hit"),
         _ => (INVALID_PARAMETER, "Invalid parameter"),
     }
 }

@@ -7,4 +7,5 @@ mod input;
 mod limits;
 mod operations;
 mod tenancy;
+mod time_rules;
 mod two_servers;
