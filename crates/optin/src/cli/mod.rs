@@ -5,6 +5,7 @@
 mod audience;
 mod business;
 mod consent;
+mod jurisdiction;
 mod ledger;
 mod limit;
 mod output;
@@ -97,6 +98,9 @@ pub enum Command {
     /// A business's messaging limit (unique recipients per 24 hours) and its use.
     #[command(subcommand)]
     MessagingLimit(limit::MessagingLimitCommand),
+    /// A business's jurisdiction rules (quiet hours by the recipient's place).
+    #[command(subcommand)]
+    Jurisdiction(jurisdiction::JurisdictionCommand),
     /// Campaign audiences: filter a CSV of numbers through the gate.
     #[command(subcommand)]
     Audience(audience::AudienceCommand),
@@ -142,6 +146,7 @@ pub async fn run(global: &GlobalArgs, command: Command) -> ExitCode {
         Command::Inbox(command) => whatsapp::run_inbox(global, output, command).await,
         Command::Signals(command) => whatsapp::run_signals(global, output, command).await,
         Command::MessagingLimit(command) => limit::run(global, output, command).await,
+        Command::Jurisdiction(command) => jurisdiction::run(global, output, command).await,
         Command::Audience(command) => audience::run(global, output, command).await,
     };
     match result {
