@@ -94,7 +94,8 @@ pub(crate) struct BatchDecisionView {
     phone: Option<String>,
     allowed: bool,
     /// The codes of `POST /v1/decisions`, plus `duplicate` (the number came earlier for the same
-    /// message), `invalid_country` and `invalid_line` (not JSON, or not of this shape).
+    /// message), `tier_cap_reached` (with `reserve=true`), `invalid_country` and `invalid_line`
+    /// (not JSON, or not of this shape).
     reasons: Vec<ReasonView>,
 }
 

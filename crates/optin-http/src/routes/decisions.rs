@@ -58,7 +58,8 @@ pub struct DecisionView {
     allowed: bool,
     /// Codes: `invalid_phone`, `not_a_mobile_number`, `unknown_category`, `no_opt_in`, `opted_out`,
     /// `template_not_found`, `template_not_approved`, `template_not_linked`,
-    /// `not_opted_in_to_template_category`, `outside_service_window`.
+    /// `not_opted_in_to_template_category`, `outside_service_window`, `quiet_hours` (with
+    /// `retry_after`).
     reasons: Vec<ReasonView>,
     /// When the contact's customer-service window closes, if it is open (template and
     /// free-form decisions).

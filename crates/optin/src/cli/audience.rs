@@ -55,6 +55,9 @@ pub struct FilterArgs {
     /// Where to write the refused rows, with a `reasons` column; without it they are only counted.
     #[arg(long, value_name = "FILE")]
     refused: Option<PathBuf>,
+    /// When the campaign goes out (RFC 3339): quiet hours are checked at that time; default now.
+    #[arg(long)]
+    at: Option<String>,
     /// The audience: a CSV file with a header row.
     #[arg(value_name = "INPUT.csv")]
     input: PathBuf,
@@ -83,6 +86,13 @@ async fn filter(global: &GlobalArgs, output: Output, args: FilterArgs) -> Result
         .transpose()
         .map_err(|e| Failure::rejected(e.code(), e.to_string()))?;
     let template = args.template.as_deref().map(parse_template).transpose()?;
+    let mut audience = Audience::new();
+    if let Some(at) = args.at.as_deref() {
+        let at = at.parse::<jiff::Timestamp>().map_err(|_| {
+            Failure::rejected("invalid_time", "--at must be an RFC 3339 time, such as 2026-12-01T15:00:00Z")
+        })?;
+        audience = audience.sent_at(at);
+    }
     let message = match (&args.category, &template) {
         (Some(category), None) => AudienceMessage::Category(category),
         (None, Some((name, language))) => AudienceMessage::Template { name, language },
@@ -94,8 +104,7 @@ async fn filter(global: &GlobalArgs, output: Output, args: FilterArgs) -> Result
     let mut outputs = Outputs::create(args.allowed.as_deref(), args.refused.as_deref())?;
     outputs.write_headers(reader.byte_headers().map_err(|e| invalid_csv(&e))?)?;
     let progress = progress_bar(&args.input);
-    let mut filter =
-        Filter { store: store.as_ref(), business, audience: Audience::new(), region, message, phone_column };
+    let mut filter = Filter { store: store.as_ref(), business, audience, region, message, phone_column };
     let mut summary = Summary::default();
     let mut records = vec![ByteRecord::new(); CHUNK_ROWS];
     loop {
