@@ -53,6 +53,24 @@ impl Cli {
         self.json_with(arguments, &[])
     }
 
+    /// Creates "Acme Shoes" (`order_updates` utility, `offers` marketing) with a registered
+    /// notice; returns the business id and the notice id.
+    pub(crate) fn create_business_with_notice(&self) -> (String, String) {
+        let business = self.json(&[
+            "business",
+            "create",
+            "--name",
+            "Acme Shoes",
+            "--category",
+            "order_updates:utility",
+            "--category",
+            "offers:marketing",
+        ]);
+        let id = business["id"].as_str().unwrap().to_owned();
+        let notice = self.json(&["notice", "add", "--business", &id, "--language", "en", "--text", NOTICE]);
+        (id, notice["id"].as_str().unwrap().to_owned())
+    }
+
     pub(crate) fn json_with(&self, arguments: &[&str], env: &[(&str, &str)]) -> Value {
         let output = self.run_with(&[arguments, &["--json"]].concat(), env);
         assert!(output.status.success(), "{arguments:?}: {}", String::from_utf8_lossy(&output.stderr));

@@ -9,23 +9,9 @@ use serde_json::Value;
 use crate::cli::Cli;
 use crate::helpers::Backend;
 
-const NOTICE: &str = "I agree to receive order updates and offers from Acme Shoes on WhatsApp. Reply STOP to opt out.";
-
 /// A business with +14155550100 opted in to offers and +14155550101 opted in, then out.
 fn audience_business(cli: &Cli) -> String {
-    let business = cli.json(&[
-        "business",
-        "create",
-        "--name",
-        "Acme Shoes",
-        "--category",
-        "order_updates:utility",
-        "--category",
-        "offers:marketing",
-    ]);
-    let id = business["id"].as_str().unwrap().to_owned();
-    let notice = cli.json(&["notice", "add", "--business", &id, "--language", "en", "--text", NOTICE]);
-    let notice_id = notice["id"].as_str().unwrap().to_owned();
+    let (id, notice_id) = cli.create_business_with_notice();
     for phone in ["+14155550100", "+14155550101"] {
         let document = format!("document_sha256={}", "ab".repeat(32));
         cli.json(&[

@@ -5,15 +5,10 @@ use serde_json::Value;
 use crate::cli::Cli;
 use crate::helpers::Backend;
 
-const NOTICE: &str = "I agree to receive order updates and offers from Acme Shoes on WhatsApp. Reply STOP to opt out.";
-
 #[tokio::test]
 async fn jurisdiction_rules_from_the_command_line() {
     let cli = Cli::new(Backend::Sqlite).await;
-    let business = cli.json(&["business", "create", "--name", "Acme Shoes", "--category", "offers:marketing"]);
-    let id = business["id"].as_str().unwrap().to_owned();
-    let notice = cli.json(&["notice", "add", "--business", &id, "--language", "en", "--text", NOTICE]);
-    let notice_id = notice["id"].as_str().unwrap().to_owned();
+    let (id, notice_id) = cli.create_business_with_notice();
     for phone in ["+13055551234", "+4915112345678"] {
         cli.json(&[
             "opt-in",

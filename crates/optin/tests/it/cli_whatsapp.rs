@@ -25,17 +25,7 @@ async fn store_of(cli: &Cli) -> Arc<dyn Store> {
 
 async fn whatsapp_setup_templates_and_the_inbox_from_the_command_line(backend: Backend) {
     let cli = Cli::new(backend).await;
-    let business = cli.json(&[
-        "business",
-        "create",
-        "--name",
-        "Acme Shoes",
-        "--category",
-        "order_updates:utility",
-        "--category",
-        "offers:marketing",
-    ]);
-    let id = business["id"].as_str().unwrap().to_owned();
+    let (id, _) = cli.create_business_with_notice();
     let id = id.as_str();
 
     let sender = cli.json_with(
