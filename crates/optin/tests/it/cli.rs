@@ -67,8 +67,17 @@ impl Cli {
             "offers:marketing",
         ]);
         let id = business["id"].as_str().unwrap().to_owned();
+        self.lift_us_sending_window(&id);
         let notice = self.json(&["notice", "add", "--business", &id, "--language", "en", "--text", NOTICE]);
         (id, notice["id"].as_str().unwrap().to_owned())
+    }
+
+    /// Tests decide marketing messages to US numbers "now": without the federal window they do
+    /// not depend on the hour they run at (see `helpers::ANY_HOUR_RULES`).
+    pub(crate) fn lift_us_sending_window(&self, business: &str) {
+        let rules = self.directory.path().join("any-hour.toml");
+        std::fs::write(&rules, crate::helpers::ANY_HOUR_RULES).unwrap();
+        self.json(&["jurisdiction", "set", "--business", business, rules.to_str().unwrap()]);
     }
 
     pub(crate) fn json_with(&self, arguments: &[&str], env: &[(&str, &str)]) -> Value {
@@ -100,6 +109,7 @@ async fn the_whole_flow_works_from_the_command_line(backend: Backend) {
     ]);
     let id = business["id"].as_str().unwrap().to_owned();
     assert!(business["api_key"]["secret"].as_str().unwrap().starts_with("optin_sk_"));
+    cli.lift_us_sending_window(&id);
     let notice = cli.json(&["notice", "add", "--business", &id, "--language", "en", "--text", NOTICE]);
     let notice_id = notice["id"].as_str().unwrap().to_owned();
     assert_eq!(notice["version"], 1);

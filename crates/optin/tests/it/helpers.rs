@@ -22,6 +22,8 @@ pub const OPERATOR_TOKEN: &str = "optin_op_test-operator-token";
 /// Body limit of test servers, smaller than the default so the 413 test sends little.
 pub const BODY_LIMIT: usize = 16 * 1024;
 pub const PHONE: &str = "+14155552671";
+/// Jurisdiction rules without the US federal window (states with their own keep theirs).
+pub const ANY_HOUR_RULES: &str = "[country.US]\nquiet_hours = false\n";
 pub const NOTICE_TEXT: &str =
     "Yes, I agree to receive order updates and offers from Acme Shoes on WhatsApp. Reply STOP to opt out.";
 
@@ -186,7 +188,20 @@ impl TestApp {
     }
 
     /// Creates `name` with the categories `order_updates` (utility) and `offers` (marketing).
+    ///
+    /// Its jurisdiction policy lifts the US federal sending window ([`ANY_HOUR_RULES`]): tests
+    /// decide marketing messages to US numbers "now", and must not depend on the hour they run
+    /// at. Tests of the time rules use [`TestApp::create_business_with_shipped_rules`].
     pub async fn create_business(&self, name: &str) -> TestBusiness {
+        let business = self.create_business_with_shipped_rules(name).await;
+        let rules = json!({"rules": ANY_HOUR_RULES});
+        let response = self.as_business(Method::PUT, "/v1/jurisdiction-policy", &business.key).json(&rules).send();
+        expect_json(response.await.unwrap(), StatusCode::OK).await;
+        business
+    }
+
+    /// Creates `name` with the categories `order_updates` and `offers`, under the shipped rules.
+    pub async fn create_business_with_shipped_rules(&self, name: &str) -> TestBusiness {
         let response = self.post_business(json!({"name": name, "categories": [
             {"name": "order_updates", "template_category": "utility"},
             {"name": "offers", "template_category": "marketing"},

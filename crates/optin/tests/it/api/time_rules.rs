@@ -27,7 +27,7 @@ fn codes(decision: &Value) -> Vec<String> {
 }
 
 async fn opted_in_business(app: &TestApp) -> crate::helpers::TestBusiness {
-    let acme = app.create_business("Acme Shoes").await;
+    let acme = app.create_business_with_shipped_rules("Acme Shoes").await;
     let notice = app.register_notice(&acme.key).await;
     for phone in [MIAMI, SAN_FRANCISCO, BERLIN] {
         let body = web_form_opt_in(phone, &["offers", "order_updates"], &notice);
