@@ -48,7 +48,8 @@ async fn audiences_are_decided_in_order_and_each_person_once(store: &dyn Store) 
     let us = Some(Region::parse("US").unwrap());
     let offers = AudienceMessage::Category("offers");
     let request = |phone, region| AudienceRequest { phone, region, message: offers };
-    let mut audience = Audience::new();
+    // A daytime instant in the US: the story is about consent, not about quiet hours.
+    let mut audience = Audience::new().sent_at("2026-06-10T18:00:00Z".parse().unwrap());
     let first = [
         request("+1 415 555 0301", None),
         request("+14155550302", None),
