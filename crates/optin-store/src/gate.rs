@@ -83,6 +83,8 @@ pub enum MessageRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateAnswer {
     pub decision: Decision,
+    /// The number as the gate read it (`None` when it is not a valid number).
+    pub phone: Option<PhoneNumber>,
     /// When the contact's customer-service window closes, if it is open now.
     pub service_window_closes_at: Option<Timestamp>,
     /// For a template: the business category it counts against.
@@ -136,7 +138,7 @@ pub async fn decide_message_send(
         let policy = jurisdiction_policy(store, business.id).await?;
         decision.reasons.extend(time_rules(&policy, business, number, slot, now));
     }
-    Ok(GateAnswer { decision, service_window_closes_at: window_closes_at, template_category })
+    Ok(GateAnswer { decision, phone: parsed.ok(), service_window_closes_at: window_closes_at, template_category })
 }
 
 /// What the registry says about a template, for a decision (also used by `audience`).

@@ -130,18 +130,20 @@ pub(super) fn parse_clock(text: &str) -> Option<u16> {
     (minutes < 60 && total <= MINUTES_PER_DAY).then_some(total)
 }
 
+/// The weekdays, Monday first.
+pub(super) const DAYS: [Weekday; 7] = [
+    Weekday::Monday,
+    Weekday::Tuesday,
+    Weekday::Wednesday,
+    Weekday::Thursday,
+    Weekday::Friday,
+    Weekday::Saturday,
+    Weekday::Sunday,
+];
+
 /// Reads a weekday as its English name or three-letter abbreviation, in any case.
 pub(super) fn parse_weekday(text: &str) -> Option<Weekday> {
     let lower = text.trim().to_ascii_lowercase();
-    const DAYS: [Weekday; 7] = [
-        Weekday::Monday,
-        Weekday::Tuesday,
-        Weekday::Wednesday,
-        Weekday::Thursday,
-        Weekday::Friday,
-        Weekday::Saturday,
-        Weekday::Sunday,
-    ];
     const FULL: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
     (0..7).find(|index| lower == DAY_NAMES[*index] || lower == FULL[*index]).map(|index| DAYS[index])
 }

@@ -30,6 +30,7 @@ use axum::routing::post;
 use jiff::Timestamp;
 use optin_core::business::Business;
 use optin_core::ids::BusinessId;
+use optin_core::phone::PhoneNumber;
 use optin_core::secret::hash_secret;
 use optin_store::gate::{self, GateAnswer, MessageRequest};
 
@@ -183,37 +184,36 @@ async fn decide(state: &AppState, business: &Business, request: &SendRequest) ->
         MessageKind::Template { name, language } => MessageRequest::Template { name, language },
         MessageKind::FreeForm => MessageRequest::FreeForm,
     };
-    let answer = gate::decide_message_send(state.store(), business, &request.to, None, message, Timestamp::now())
+    let mut answer = gate::decide_message_send(state.store(), business, &request.to, None, message, Timestamp::now())
         .await
         .map_err(GraphError::store)?;
-    let mut answer = answer;
     // A template outside the service window starts a business-initiated conversation: it takes a
     // place under the messaging limit (unique recipients per rolling 24 hours), or is refused.
     let business_initiated =
         matches!(request.kind, MessageKind::Template { .. }) && answer.service_window_closes_at.is_none();
-    if answer.decision.allowed() && business_initiated {
-        let phone = optin_core::phone::PhoneNumber::from_e164(&request.to)
-            .or_else(|| optin_core::phone::PhoneNumber::parse(&request.to, None).ok());
-        if let Some(phone) = phone {
-            let placed =
-                optin_store::capacity::reserve_capacity(state.store(), business.id, &[phone], Timestamp::now())
-                    .await
-                    .map_err(|error| match error {
-                    optin_store::UseCaseError::Store(error) => GraphError::store(error),
-                    optin_store::UseCaseError::Rejected(rejection) => {
-                        GraphError::invalid("invalid_recipient", rejection.detail().to_owned())
-                    }
-                })?;
-            if placed != [true] {
-                answer.decision.reasons.push(optin_core::decision::Reason::TierCapReached);
-            }
-        }
+    if let (true, true, Some(phone)) = (answer.decision.allowed(), business_initiated, answer.phone)
+        && !take_place(state, business, phone).await?
+    {
+        answer.decision.reasons.push(optin_core::decision::Reason::TierCapReached);
     }
     state.metrics().record_decision(answer.decision.allowed());
     if !answer.decision.allowed() {
         return Err(GraphError::refused(&answer.decision));
     }
     Ok(answer)
+}
+
+/// Whether the recipient gets (or already has) a place under the business's messaging limit.
+async fn take_place(state: &AppState, business: &Business, phone: PhoneNumber) -> Result<bool, GraphError> {
+    let placed = optin_store::capacity::reserve_capacity(state.store(), business.id, &[phone], Timestamp::now())
+        .await
+        .map_err(|error| match error {
+            optin_store::UseCaseError::Store(error) => GraphError::store(error),
+            optin_store::UseCaseError::Rejected(rejection) => {
+                GraphError::invalid("invalid_recipient", rejection.detail().to_owned())
+            }
+        })?;
+    Ok(placed == [true])
 }
 
 fn forward_error(failure: ForwardFailure) -> GraphError {

@@ -4,6 +4,7 @@ use jiff::tz::TimeZone;
 use proptest::prelude::*;
 
 use super::*;
+use crate::jurisdiction::window::DAYS;
 
 /// Zones with the odd clocks: half-hour DST (Lord Howe), negative DST (Dublin), DST at midnight (Santiago,
 /// Havana), no DST (Kolkata, Honolulu), Newfoundland's half-hour offset.
@@ -20,16 +21,6 @@ const ZONES: [&str; 12] = [
     "America/Havana",
     "Australia/Lord_Howe",
     "Asia/Kolkata",
-];
-
-const DAYS: [Weekday; 7] = [
-    Weekday::Monday,
-    Weekday::Tuesday,
-    Weekday::Wednesday,
-    Weekday::Thursday,
-    Weekday::Friday,
-    Weekday::Saturday,
-    Weekday::Sunday,
 ];
 
 fn window() -> impl Strategy<Value = SendingWindow> {

@@ -3,7 +3,6 @@
 
 use jiff::Timestamp;
 use optin_core::business::Business;
-use optin_core::phone::PhoneNumber;
 use optin_core::template::{TemplateLanguage, TemplateName};
 use optin_core::truncate_to_microseconds;
 use optin_store::channel::{ForwardedMessage, Sender};
@@ -27,9 +26,8 @@ pub(super) async fn remember(
         tracing::warn!(status = upstream.status, "the upstream accepted a message without messages[0].id");
         return;
     };
-    let Some(phone) = PhoneNumber::from_e164(&request.to).or_else(|| PhoneNumber::parse(&request.to, None).ok()) else {
-        return;
-    };
+    // The gate allowed the message, so it read a valid number.
+    let Some(phone) = decided.phone else { return };
     let template = match &request.kind {
         MessageKind::Template { name, language } => {
             TemplateName::parse(name).ok().zip(TemplateLanguage::parse(language).ok())

@@ -19,6 +19,7 @@ on_both_backends!(
     the_360dialog_shape_sends_from_the_businesss_360dialog_sender,
     upstream_errors_come_back_unchanged_and_ambiguous_failures_are_not_retried,
     the_proxy_routes_are_documented,
+    templates_outside_the_window_stop_at_the_messaging_limit,
 );
 
 /// A business with a Cloud API sender, the `spring_sale` (marketing → `offers`) and
@@ -269,4 +270,32 @@ async fn the_proxy_routes_are_documented(app: TestApp) {
     let scheme = &document["components"]["securitySchemes"]["d360_api_key"];
     assert_eq!((scheme["type"].as_str(), scheme["name"].as_str()), (Some("apiKey"), Some("D360-API-KEY")));
     assert!(document["components"]["schemas"].get("GraphErrorEnvelope").is_some());
+}
+
+async fn templates_outside_the_window_stop_at_the_messaging_limit(app: TestApp) {
+    let channel = channel_with_templates(app).await;
+    let limit = channel.put("/v1/messaging-limit", &json!({"limit": 1})).await;
+    expect_json(limit, StatusCode::OK).await;
+    let other = "14155550123";
+    for phone in [CONTACT.to_owned(), format!("+{other}")] {
+        let opt_in = crate::helpers::web_form_opt_in(&phone, &["order_updates"], &channel.notice_id);
+        expect_json(channel.app.post_opt_in(&channel.business.key, &opt_in).await, StatusCode::CREATED).await;
+    }
+    let first = channel.proxy_send(&template_body("order_shipped")).await;
+    assert_eq!(first.status(), StatusCode::OK, "the first unique recipient takes the one place");
+    let again = channel.proxy_send(&template_body("order_shipped")).await;
+    assert_eq!(again.status(), StatusCode::OK, "the same recipient again needs no new place");
+    let mut to_other = template_body("order_shipped");
+    to_other["to"] = json!(other);
+    let refused = expect_graph_error(channel.proxy_send(&to_other).await, StatusCode::BAD_REQUEST, 131_048).await;
+    assert_eq!(reason_codes(&refused), ["tier_cap_reached"]);
+    assert_eq!(channel.upstream.sent().len(), 2, "the refused message reached nobody");
+    // Inside the service window a message is not business-initiated: no place is needed.
+    let free_form =
+        json!({"messaging_product": "whatsapp", "to": other, "type": "text", "text": {"body": "On its way."}});
+    let mut window = text_message("wamid.limit2", "Hi", recent());
+    window["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = json!(other);
+    channel.deliver(&window).await;
+    let answered = channel.proxy_send(&free_form).await;
+    assert_eq!(answered.status(), StatusCode::OK);
 }
