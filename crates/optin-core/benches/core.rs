@@ -51,9 +51,9 @@ fn phone_parsing(c: &mut Criterion) {
 fn decisions(c: &mut Criterion) {
     let phone = PhoneNumber::from_e164("+14155552671").unwrap();
     let slot = CategorySlot::new(1).unwrap();
-    let consent = ConsentBits { opted_in: 0b10, opted_out: 0 };
+    let consent = ConsentBits { opted_in: 0b10, opted_out: 0, ..ConsentBits::default() };
     c.bench_function("decide_pure", |b| {
-        b.iter(|| decide(Ok(black_box(&phone)), Ok(black_box(slot)), black_box(consent)));
+        b.iter(|| decide(Ok(black_box(&phone)), Ok(black_box(slot)), black_box(consent).into()));
     });
 }
 

@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use jiff::Timestamp;
 
-use crate::business::{CategoryName, CategorySlot, TemplateCategory};
-use crate::consent::ConsentBits;
-use crate::jurisdiction::{self, JurisdictionPolicy, RuleOutcome};
+use crate::business::{Business, CategoryName, CategorySlot, TemplateCategory};
+use crate::consent::{ConsentBits, ConsentStatus, ContactConsent};
+use crate::jurisdiction::{self, Cap, JurisdictionPolicy, RuleOutcome};
 use crate::phone::{PhoneNumber, PhoneNumberError};
 use crate::template::TemplateStatus;
 
@@ -51,6 +51,10 @@ pub enum Reason {
     },
     /// The business's messaging limit (unique recipients per rolling 24 hours) is reached.
     TierCapReached,
+    /// The contact's opt-in lapsed (implied consent lasts only so long where the recipient is).
+    ConsentExpired,
+    /// The contact opted in but has not confirmed yet (double opt-in).
+    OptInPendingConfirmation,
 }
 
 impl Reason {
@@ -69,6 +73,8 @@ impl Reason {
             Reason::QuietHours { .. } => "quiet_hours",
             Reason::FrequencyCap { .. } => "frequency_cap",
             Reason::TierCapReached => "tier_cap_reached",
+            Reason::ConsentExpired => "consent_expired",
+            Reason::OptInPendingConfirmation => "opt_in_pending_confirmation",
         }
     }
 
@@ -103,6 +109,12 @@ impl Reason {
             }
             Reason::TierCapReached => {
                 "the business's messaging limit (unique recipients in 24 hours) is reached".to_owned()
+            }
+            Reason::ConsentExpired => {
+                "the contact's consent to this category has lapsed under the rules where they are; ask again".to_owned()
+            }
+            Reason::OptInPendingConfirmation => {
+                "the contact opted in to this category but has not confirmed it yet (double opt-in)".to_owned()
             }
         }
     }
@@ -189,14 +201,75 @@ pub fn jurisdiction_reasons(
         .collect()
 }
 
-/// Decides one send of a message of `category`. `consent` is the contact's stored consent
+/// The contact's consent as the gate reads it at the moment of a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Standing {
+    pub consent: ConsentBits,
+    /// Slots whose opt-in has lapsed at that moment (see [`lapsed_opt_ins`]).
+    pub lapsed: u64,
+}
+
+impl From<ConsentBits> for Standing {
+    fn from(consent: ConsentBits) -> Standing {
+        Standing { consent, lapsed: 0 }
+    }
+}
+
+/// Whether the stored consent needs its details read to know what has lapsed: it holds an opt-in
+/// whose basis can expire under `policy`.
+pub fn may_have_lapsed(policy: &JurisdictionPolicy, consent: ConsentBits) -> bool {
+    use crate::consent::ConsentBasis;
+    let opt_ins = consent.opted_in;
+    let implied = opt_ins & consent.implied != 0
+        && (policy.may_expire(ConsentBasis::ImpliedPurchase) || policy.may_expire(ConsentBasis::ImpliedInquiry));
+    let express = opt_ins & !consent.implied != 0 && policy.may_expire(ConsentBasis::Express);
+    implied || express
+}
+
+/// The slots of `business` whose opt-in in `state` has lapsed at `at`, under the lifetimes
+/// `policy` gives where `phone` is.
+pub fn lapsed_opt_ins(
+    policy: &JurisdictionPolicy,
+    business: &Business,
+    phone: &PhoneNumber,
+    state: &ContactConsent,
+    at: Timestamp,
+) -> u64 {
+    let Some(place) = jurisdiction::locate(phone) else { return 0 };
+    let mut lapsed = 0;
+    for (category, consent) in state {
+        let (Some(slot), ConsentStatus::OptedIn, Some((basis, starts_at))) =
+            (business.category_slot(category.as_str()), consent.status, consent.basis)
+        else {
+            continue;
+        };
+        if policy.consent_expires_at(&place, basis, starts_at).is_some_and(|end| end <= at) {
+            lapsed |= slot.bit();
+        }
+    }
+    lapsed
+}
+
+/// The frequency cap's reason, if the recipient already got `cap.max` messages of the category in
+/// the period before the send: `sends` are those messages' times, oldest first. The send may go
+/// again once the oldest of the last `max` leaves the period.
+pub fn frequency_cap_reason(cap: Cap, sends: &[Timestamp]) -> Option<Reason> {
+    let max = usize::try_from(cap.max).unwrap_or(usize::MAX);
+    if sends.len() < max {
+        return None;
+    }
+    let leaves_period = sends[sends.len() - max].checked_add(cap.per).ok();
+    Some(Reason::FrequencyCap { max: cap.max, retry_after: leaves_period })
+}
+
+/// Decides one send of a message of `category`. `standing` is the contact's stored consent
 /// (empty bits when unknown).
 pub fn decide(
     phone: Result<&PhoneNumber, &PhoneNumberError>,
     category: Result<CategorySlot, &str>,
-    consent: ConsentBits,
+    standing: Standing,
 ) -> Decision {
-    decide_message(phone, &Message::Category(category), consent, false)
+    decide_message(phone, &Message::Category(category), standing, false)
 }
 
 /// Decides one send of any kind of message. `window_open` says whether the contact's
@@ -204,7 +277,7 @@ pub fn decide(
 pub fn decide_message(
     phone: Result<&PhoneNumber, &PhoneNumberError>,
     message: &Message<'_>,
-    consent: ConsentBits,
+    standing: Standing,
     window_open: bool,
 ) -> Decision {
     let mut reasons = Vec::new();
@@ -215,14 +288,10 @@ pub fn decide_message(
     match message {
         Message::Category(Err(name)) => reasons.push(Reason::UnknownCategory(name.chars().take(64).collect())),
         Message::Category(Ok(slot)) if valid_phone => {
-            if consent.opted_out & slot.bit() != 0 {
-                reasons.push(Reason::OptedOut);
-            } else if consent.opted_in & slot.bit() == 0 {
-                reasons.push(Reason::NoOptIn);
-            }
+            reasons.extend(consent_reason(standing, slot.bit(), || Reason::NoOptIn));
         }
         Message::Category(Ok(_)) => {}
-        Message::Template(lookup) => template_reasons(lookup, consent, valid_phone, &mut reasons),
+        Message::Template(lookup) => template_reasons(lookup, standing, valid_phone, &mut reasons),
         Message::FreeForm => {
             if valid_phone && !window_open {
                 reasons.push(Reason::OutsideServiceWindow);
@@ -232,7 +301,24 @@ pub fn decide_message(
     Decision { reasons }
 }
 
-fn template_reasons(lookup: &TemplateLookup, consent: ConsentBits, valid_phone: bool, reasons: &mut Vec<Reason>) {
+/// Why the consent at slot `bit` does not allow a send, if it does not; `missing` is the reason
+/// for no opt-in at all.
+fn consent_reason(standing: Standing, bit: u64, missing: impl FnOnce() -> Reason) -> Option<Reason> {
+    let consent = standing.consent;
+    if consent.opted_out & bit != 0 {
+        Some(Reason::OptedOut)
+    } else if consent.pending & bit != 0 {
+        Some(Reason::OptInPendingConfirmation)
+    } else if consent.opted_in & bit == 0 {
+        Some(missing())
+    } else if standing.lapsed & bit != 0 {
+        Some(Reason::ConsentExpired)
+    } else {
+        None
+    }
+}
+
+fn template_reasons(lookup: &TemplateLookup, standing: Standing, valid_phone: bool, reasons: &mut Vec<Reason>) {
     let TemplateLookup::Found { status, category } = lookup else {
         reasons.push(Reason::TemplateNotFound);
         return;
@@ -247,11 +333,13 @@ fn template_reasons(lookup: &TemplateLookup, consent: ConsentBits, valid_phone: 
     if !valid_phone {
         return;
     }
-    if consent.opted_out & slot.bit() != 0 {
+    let reason = consent_reason(standing, slot.bit(), || Reason::NotOptedInToTemplateCategory(name.clone()));
+    if reason == Some(Reason::OptedOut) {
+        // Both: the template cannot go, and the client learns which category it counts against.
         reasons.push(Reason::OptedOut);
-    }
-    if consent.opted_in & slot.bit() == 0 {
         reasons.push(Reason::NotOptedInToTemplateCategory(name.clone()));
+    } else {
+        reasons.extend(reason);
     }
 }
 
@@ -270,9 +358,9 @@ mod tests {
     #[test]
     fn reasons_cover_every_combination() {
         let offers = CategorySlot::new(1).unwrap();
-        let opted_in = ConsentBits { opted_in: 0b10, opted_out: 0 };
-        let opted_out = ConsentBits { opted_in: 0, opted_out: 0b10 };
-        let only_other = ConsentBits { opted_in: 0b01, opted_out: 0 };
+        let opted_in = ConsentBits { opted_in: 0b10, opted_out: 0, ..ConsentBits::default() };
+        let opted_out = ConsentBits { opted_in: 0, opted_out: 0b10, ..ConsentBits::default() };
+        let only_other = ConsentBits { opted_in: 0b01, opted_out: 0, ..ConsentBits::default() };
         let bad_phone = PhoneNumberError::NotValid;
         type Case<'a> =
             (Result<&'a PhoneNumber, &'a PhoneNumberError>, Result<CategorySlot, &'a str>, ConsentBits, Vec<&'a str>);
@@ -285,7 +373,7 @@ mod tests {
             (Err(&bad_phone), Err("nope"), ConsentBits::default(), vec!["invalid_phone", "unknown_category"]),
         ];
         for (phone, category, consent, expected) in cases {
-            let decision = decide(phone, category, consent);
+            let decision = decide(phone, category, consent.into());
             assert_eq!(codes(&decision), expected);
             assert_eq!(decision.allowed(), expected.is_empty());
         }
@@ -294,7 +382,7 @@ mod tests {
     #[test]
     fn a_fixed_line_is_reported_with_its_own_code() {
         let error = PhoneNumberError::NotMobile("fixed-line");
-        let decision = decide(Err(&error), Ok(CategorySlot::new(0).unwrap()), ConsentBits::default());
+        let decision = decide(Err(&error), Ok(CategorySlot::new(0).unwrap()), Standing::default());
         assert_eq!(codes(&decision), ["not_a_mobile_number"]);
     }
 
@@ -304,8 +392,8 @@ mod tests {
 
     #[test]
     fn templates_need_approval_a_link_and_consent_to_their_category() {
-        let opted_in = ConsentBits { opted_in: 0b10, opted_out: 0 };
-        let opted_out = ConsentBits { opted_in: 0, opted_out: 0b10 };
+        let opted_in = ConsentBits { opted_in: 0b10, opted_out: 0, ..ConsentBits::default() };
+        let opted_out = ConsentBits { opted_in: 0, opted_out: 0b10, ..ConsentBits::default() };
         let approved = |category| TemplateLookup::Found { status: TemplateStatus::Approved, category };
         let paused = TemplateLookup::Found { status: TemplateStatus::Paused, category: Some(offers()) };
         let cases: [(TemplateLookup, ConsentBits, Vec<&str>); 6] = [
@@ -318,16 +406,16 @@ mod tests {
         ];
         for (lookup, consent, expected) in cases {
             // A template is allowed outside the service window.
-            let decision = decide_message(Ok(&phone()), &Message::Template(lookup), consent, false);
+            let decision = decide_message(Ok(&phone()), &Message::Template(lookup), consent.into(), false);
             assert_eq!(codes(&decision), expected);
         }
     }
 
     #[test]
     fn free_form_messages_need_an_open_window_only() {
-        let closed = decide_message(Ok(&phone()), &Message::FreeForm, ConsentBits::default(), false);
+        let closed = decide_message(Ok(&phone()), &Message::FreeForm, Standing::default(), false);
         assert_eq!(codes(&closed), ["outside_service_window"]);
-        let open = decide_message(Ok(&phone()), &Message::FreeForm, ConsentBits::default(), true);
+        let open = decide_message(Ok(&phone()), &Message::FreeForm, Standing::default(), true);
         assert!(open.allowed());
     }
 
@@ -354,5 +442,88 @@ mod tests {
         assert!(jurisdiction_reasons(policy, &miami, TemplateCategory::Utility, late, None).is_empty());
         let view = ReasonView::from(&reasons[0]);
         assert_eq!(view.retry_after, Some(retry));
+    }
+
+    #[test]
+    fn pending_and_lapsed_opt_ins_are_refused_with_their_own_reasons() {
+        let slot = CategorySlot::new(1).unwrap();
+        let pending = ConsentBits { pending: 0b10, ..ConsentBits::default() };
+        let opted_in = ConsentBits { opted_in: 0b10, implied: 0b10, ..ConsentBits::default() };
+        let lapsed = Standing { consent: opted_in, lapsed: 0b10 };
+        assert_eq!(codes(&decide(Ok(&phone()), Ok(slot), pending.into())), ["opt_in_pending_confirmation"]);
+        assert_eq!(codes(&decide(Ok(&phone()), Ok(slot), lapsed)), ["consent_expired"]);
+        assert!(decide(Ok(&phone()), Ok(slot), opted_in.into()).allowed());
+        let template =
+            Message::Template(TemplateLookup::Found { status: TemplateStatus::Approved, category: Some(offers()) });
+        assert_eq!(
+            codes(&decide_message(Ok(&phone()), &template, pending.into(), false)),
+            ["opt_in_pending_confirmation"]
+        );
+        assert_eq!(codes(&decide_message(Ok(&phone()), &template, lapsed, false)), ["consent_expired"]);
+    }
+
+    #[test]
+    fn implied_consent_lapses_in_canada_after_its_lifetime_and_express_never_does() {
+        use crate::business::{Category, CategoryName};
+        use crate::consent::{CategoryConsent, ConsentBasis, ConsentStatus};
+        use crate::ids::EventId;
+        let business = Business {
+            id: crate::ids::BusinessId::from_uuid(uuid::Uuid::from_u128(7)),
+            name: crate::business::BusinessName::parse("Acme").unwrap(),
+            brand_names: vec![],
+            categories: ["order_updates", "offers"]
+                .map(|n| Category {
+                    name: CategoryName::parse(n).unwrap(),
+                    template_category: TemplateCategory::Marketing,
+                })
+                .to_vec(),
+            created_at: Timestamp::UNIX_EPOCH,
+        };
+        let toronto = PhoneNumber::from_e164("+14165550123").unwrap();
+        let purchase = Timestamp::from_second(1_700_000_000).unwrap();
+        let state_with = |basis| {
+            let consent = CategoryConsent {
+                status: ConsentStatus::OptedIn,
+                since: purchase,
+                event_id: EventId::from_uuid(uuid::Uuid::from_u128(1)),
+                method: None,
+                notice_id: None,
+                last_opt_out_at: None,
+                basis: Some((basis, purchase)),
+            };
+            ContactConsent::from([(CategoryName::parse("offers").unwrap(), consent)])
+        };
+        let policy = JurisdictionPolicy::shipped();
+        let day = jiff::SignedDuration::from_hours(24);
+        let after = |days: i32| purchase.checked_add(day * days).unwrap();
+        let implied = state_with(ConsentBasis::ImpliedInquiry);
+        assert_eq!(lapsed_opt_ins(policy, &business, &toronto, &implied, after(170)), 0);
+        assert_eq!(
+            lapsed_opt_ins(policy, &business, &toronto, &implied, after(190)),
+            0b10,
+            "6 months after an inquiry"
+        );
+        let purchase_state = state_with(ConsentBasis::ImpliedPurchase);
+        assert_eq!(lapsed_opt_ins(policy, &business, &toronto, &purchase_state, after(700)), 0);
+        assert_eq!(lapsed_opt_ins(policy, &business, &toronto, &purchase_state, after(740)), 0b10, "2 years");
+        let express = state_with(ConsentBasis::Express);
+        assert_eq!(lapsed_opt_ins(policy, &business, &toronto, &express, after(5000)), 0);
+        // In the US the shipped rules set no lifetime.
+        let chicago = PhoneNumber::from_e164("+13125550123").unwrap();
+        assert_eq!(lapsed_opt_ins(policy, &business, &chicago, &implied, after(5000)), 0);
+        let bits = ConsentBits { opted_in: 0b10, implied: 0b10, ..ConsentBits::default() };
+        assert!(may_have_lapsed(policy, bits));
+        assert!(!may_have_lapsed(policy, ConsentBits { opted_in: 0b10, ..ConsentBits::default() }));
+    }
+
+    #[test]
+    fn the_frequency_cap_counts_the_period_and_says_when_the_oldest_send_leaves_it() {
+        let cap = Cap { max: 3, per: jiff::SignedDuration::from_hours(24) };
+        let hour = |h: i64| Timestamp::from_second(1_750_000_000 + h * 3600).unwrap();
+        assert_eq!(frequency_cap_reason(cap, &[hour(0), hour(1)]), None);
+        let reason = frequency_cap_reason(cap, &[hour(0), hour(1), hour(5)]).unwrap();
+        assert_eq!(reason, Reason::FrequencyCap { max: 3, retry_after: Some(hour(24)) });
+        let reason = frequency_cap_reason(cap, &[hour(0), hour(1), hour(5), hour(6)]).unwrap();
+        assert_eq!(reason.retry_after(), Some(hour(25)), "the second oldest of four must leave first");
     }
 }

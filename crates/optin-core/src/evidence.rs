@@ -52,6 +52,13 @@ impl Method {
         }
     }
 
+    /// Whether the opt-in itself came from the phone number (a WhatsApp or SMS message the person
+    /// sent), which is what the second step of a double opt-in proves: such opt-ins need no
+    /// confirmation.
+    pub fn proves_number_possession(&self) -> bool {
+        matches!(self, Method::WhatsappThread | Method::Sms)
+    }
+
     pub fn parse(text: &str) -> Option<Method> {
         Method::ALL.into_iter().find(|m| m.as_str() == text)
     }

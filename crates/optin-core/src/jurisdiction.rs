@@ -23,6 +23,7 @@ use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
 
 use crate::business::TemplateCategory;
+pub use crate::consent::ConsentBasis;
 
 pub use place::{Place, ZoneChoice, locate};
 pub use policy::Cap;
@@ -37,36 +38,6 @@ pub const SHIPPED_RULES: &str = include_str!("../data/jurisdictions.toml");
 #[derive(Debug, Clone)]
 pub struct JurisdictionPolicy {
     tables: PolicyTables,
-}
-
-/// What consent rests on, which decides how long it lasts (CASL distinguishes them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConsentBasis {
-    /// The person said yes to these messages.
-    Express,
-    /// Implied by a purchase or contract: an existing business relationship.
-    ImpliedPurchase,
-    /// Implied by an inquiry or application.
-    ImpliedInquiry,
-}
-
-impl ConsentBasis {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ConsentBasis::Express => "express",
-            ConsentBasis::ImpliedPurchase => "implied_purchase",
-            ConsentBasis::ImpliedInquiry => "implied_inquiry",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<ConsentBasis> {
-        match text {
-            "express" => Some(ConsentBasis::Express),
-            "implied_purchase" => Some(ConsentBasis::ImpliedPurchase),
-            "implied_inquiry" => Some(ConsentBasis::ImpliedInquiry),
-            _ => None,
-        }
-    }
 }
 
 /// A rule that stops a send at the instant asked about. `code()` is the stable reason code.
@@ -193,6 +164,16 @@ impl JurisdictionPolicy {
     pub fn consent_expires_at(&self, place: &Place, basis: ConsentBasis, given_at: Timestamp) -> Option<Timestamp> {
         let lifetime = self.consent_lifetime(place, basis)?;
         given_at.to_zoned_datetime(TimeZone::UTC).checked_add(lifetime).ok().map(|end| end.timestamp())
+    }
+
+    /// Whether consent on `basis` can lapse anywhere under this policy: when it cannot, a decision
+    /// need not read when the consent was given.
+    pub fn may_expire(&self, basis: ConsentBasis) -> bool {
+        let tables = &self.tables;
+        std::iter::once(&tables.default)
+            .chain(tables.countries.values())
+            .chain(tables.regions.values())
+            .any(|rules| matches!(rules.lifetime(basis), Some(policy::Setting::On(_))))
     }
 
     /// Whether opt-ins at `place` should stay pending until the person confirms them.

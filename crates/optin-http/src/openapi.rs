@@ -35,6 +35,7 @@ use crate::routes::{
         notices::get_notice,
         consent::record_opt_in,
         consent::record_opt_out,
+        consent::record_confirmation,
         decisions::decide,
         batch::decide_batch,
         contacts::get_contact,

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use jiff::Timestamp;
-use optin_core::business::{Business, BusinessName, Category};
+use optin_core::business::{Business, BusinessName, Category, CategoryName};
 use optin_core::consent::{ConsentBits, ConsentEvent, ContactConsent};
 use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
 use optin_core::ledger::{ChainHead, LedgerEntry};
@@ -181,6 +181,16 @@ impl Store for PanickingStore {
         self.fail().await
     }
     async fn record_forwarded_message(&self, _: &ForwardedMessage) -> Result<(), StoreError> {
+        self.fail().await
+    }
+    async fn recent_sends(
+        &self,
+        _: BusinessId,
+        _: &CategoryName,
+        _: &[PhoneNumber],
+        _: Timestamp,
+        _: Timestamp,
+    ) -> Result<Vec<(PhoneNumber, Timestamp)>, StoreError> {
         self.fail().await
     }
     async fn forwarded_message(&self, _: BusinessId, _: &str) -> Result<Option<ForwardedMessage>, StoreError> {

@@ -103,6 +103,9 @@ fn opt_in(target: &OptInBusiness, phone: PhoneNumber) -> ConsentEvent {
             notice: target.notice.clone(),
             evidence,
             collected_at: now,
+            basis: Default::default(),
+            basis_at: None,
+            needs_confirmation: false,
         }),
         recorded_at: now,
     }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::PostgresStore;
 use crate::error::db;
-use crate::rows::{self, nanos, optional_nanos, parse_status, phone_key, status_str};
+use crate::rows::{self, nanos, optional_nanos, phone_key};
 
 /// A statement parameter.
 type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
@@ -21,7 +21,7 @@ type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 const LOCK_HEAD: &str = "SELECT last_index, last_hash FROM chain_heads WHERE business_id = $1 FOR UPDATE";
 
 const CONTACT_STATE: &str = "\
-SELECT category, status, since, event_id, method, notice_id, last_opt_out_at
+SELECT category, status, since, event_id, method, notice_id, last_opt_out_at, basis, basis_at
 FROM consent_state WHERE business_id = $1 AND phone = $2";
 
 const INSERT_EVENT: &str = "\
@@ -32,12 +32,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 /// Writes every changed category of the contact in one statement (arrays, one element each).
 const UPSERT_STATES: &str = "\
 INSERT INTO consent_state
-    (business_id, phone, category, status, since, event_id, method, notice_id, last_opt_out_at)
+    (business_id, phone, category, status, since, event_id, method, notice_id, last_opt_out_at, basis, basis_at)
 SELECT $1::uuid, $2::bigint, *
-FROM unnest($3::text[], $4::text[], $5::bigint[], $6::uuid[], $7::text[], $8::uuid[], $9::bigint[])
+FROM unnest($3::text[], $4::text[], $5::bigint[], $6::uuid[], $7::text[], $8::uuid[], $9::bigint[], $10::text[],
+            $11::bigint[])
 ON CONFLICT (business_id, phone, category) DO UPDATE SET
     status = excluded.status, since = excluded.since, event_id = excluded.event_id, method = excluded.method,
-    notice_id = excluded.notice_id, last_opt_out_at = excluded.last_opt_out_at";
+    notice_id = excluded.notice_id, last_opt_out_at = excluded.last_opt_out_at, basis = excluded.basis,
+    basis_at = excluded.basis_at";
 
 /// Takes a dedupe key for an event; no row when the business already used the key (an unknown
 /// business fails on the foreign key: `NotFound`).
@@ -47,10 +49,10 @@ ON CONFLICT (business_id, key) DO NOTHING";
 
 const UPDATE_HEAD: &str = "UPDATE chain_heads SET last_index = $2, last_hash = $3 WHERE business_id = $1";
 
-const CONTACT_BITS: &str = "SELECT category, status FROM consent_state WHERE business_id = $1 AND phone = $2";
+const CONTACT_BITS: &str = "SELECT category, status, basis FROM consent_state WHERE business_id = $1 AND phone = $2";
 
 const CONTACTS_BITS: &str =
-    "SELECT phone, category, status FROM consent_state WHERE business_id = $1 AND phone = ANY($2::bigint[])";
+    "SELECT phone, category, status, basis FROM consent_state WHERE business_id = $1 AND phone = ANY($2::bigint[])";
 
 const ENTRY_COLUMNS: &str = "chain_index, event_id, phone, content, content_hash, prev_hash, hash";
 
@@ -139,9 +141,9 @@ impl PostgresStore {
         let mut bits = ConsentBits::default();
         for row in &rows {
             let category: &str = rows::get(row, "consent_state", "category")?;
-            let status = parse_status(rows::get(row, "consent_state", "status")?)?;
+            let (status, basis) = rows::status_and_basis(row)?;
             if let Some(slot) = business.category_slot(category) {
-                bits.set(slot.bit(), status);
+                bits.set(slot.bit(), status, basis);
             }
         }
         Ok(bits)
@@ -165,9 +167,9 @@ impl PostgresStore {
         for row in &rows {
             let phone: i64 = rows::get(row, "consent_state", "phone")?;
             let category: &str = rows::get(row, "consent_state", "category")?;
-            let status = parse_status(rows::get(row, "consent_state", "status")?)?;
+            let (status, basis) = rows::status_and_basis(row)?;
             if let Some(slot) = business.category_slot(category) {
-                found.entry(phone).or_default().set(slot.bit(), status);
+                found.entry(phone).or_default().set(slot.bit(), status, basis);
             }
         }
         Ok(keys.iter().map(|key| found.get(key).copied().unwrap_or_default()).collect())
@@ -305,6 +307,8 @@ struct ChangedStates<'a> {
     methods: Vec<Option<&'static str>>,
     notice_ids: Vec<Option<Uuid>>,
     last_opt_out_at: Vec<Option<i64>>,
+    bases: Vec<Option<&'static str>>,
+    basis_at: Vec<Option<i64>>,
 }
 
 impl<'a> ChangedStates<'a> {
@@ -317,20 +321,24 @@ impl<'a> ChangedStates<'a> {
             methods: Vec::with_capacity(changed.len()),
             notice_ids: Vec::with_capacity(changed.len()),
             last_opt_out_at: Vec::with_capacity(changed.len()),
+            bases: Vec::with_capacity(changed.len()),
+            basis_at: Vec::with_capacity(changed.len()),
         };
         for (category, state) in changed {
             states.categories.push(category.as_str());
-            states.statuses.push(status_str(state.status));
+            states.statuses.push(state.status.as_str());
             states.since.push(nanos(state.since)?);
             states.event_ids.push(state.event_id.as_uuid());
             states.methods.push(state.method.map(|m| m.as_str()));
             states.notice_ids.push(state.notice_id.map(|n| n.as_uuid()));
             states.last_opt_out_at.push(optional_nanos(state.last_opt_out_at)?);
+            states.bases.push(state.basis.map(|(basis, _)| basis.as_str()));
+            states.basis_at.push(optional_nanos(state.basis.map(|(_, at)| at))?);
         }
         Ok(states)
     }
 
-    fn params<'p>(&'p self, business_id: &'p Uuid, phone: &'p i64) -> [Param<'p>; 9] {
+    fn params<'p>(&'p self, business_id: &'p Uuid, phone: &'p i64) -> [Param<'p>; 11] {
         [
             business_id,
             phone,
@@ -341,6 +349,8 @@ impl<'a> ChangedStates<'a> {
             &self.methods,
             &self.notice_ids,
             &self.last_opt_out_at,
+            &self.bases,
+            &self.basis_at,
         ]
     }
 }

@@ -1,8 +1,10 @@
 //! Messages the send proxy forwarded (migration `0003_forwarded`), by platform message id, so
 //! that status webhooks can be attributed to their template and category.
 
+use jiff::Timestamp;
 use optin_core::business::CategoryName;
 use optin_core::ids::BusinessId;
+use optin_core::phone::PhoneNumber;
 use optin_core::template::{TemplateLanguage, TemplateName};
 use optin_store::StoreError;
 use optin_store::channel::ForwardedMessage;
@@ -46,6 +48,41 @@ impl PostgresStore {
         let client = self.client().await?;
         client.execute(&sql, &params).await.map_err(db)?;
         Ok(())
+    }
+
+    /// For frequency caps: the times of the messages of `category` forwarded to each number in
+    /// `(since, until]`, by number, then time (the index `forwarded_messages_by_recipient`).
+    pub(crate) async fn load_recent_sends(
+        &self,
+        business: BusinessId,
+        category: &CategoryName,
+        phones: &[PhoneNumber],
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<(PhoneNumber, Timestamp)>, StoreError> {
+        if phones.is_empty() {
+            return Ok(Vec::new());
+        }
+        const T: &str = "forwarded_messages";
+        let keys: Vec<i64> = phones.iter().map(|p| phone_key(*p)).collect();
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT phone, sent_at FROM forwarded_messages
+                 WHERE business_id = $1 AND category = $2 AND phone = ANY($3::bigint[])
+                   AND sent_at > $4 AND sent_at <= $5
+                 ORDER BY phone, sent_at",
+            )
+            .await
+            .map_err(db)?;
+        let params: [&(dyn ToSql + Sync); 5] =
+            [&business.as_uuid(), &category.as_str(), &keys, &nanos(since)?, &nanos(until)?];
+        let rows = client.query(&statement, &params).await.map_err(db)?;
+        rows.iter()
+            .map(|row| {
+                Ok((phone(get(row, T, "phone")?, T, "phone")?, timestamp(get(row, T, "sent_at")?, T, "sent_at")?))
+            })
+            .collect()
     }
 
     pub(crate) async fn load_forwarded_message(

@@ -44,7 +44,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use jiff::Timestamp;
-use optin_core::business::{Business, BusinessName, Category};
+use optin_core::business::{Business, BusinessName, Category, CategoryName};
 use optin_core::consent::{ConsentBits, ConsentEvent, ContactConsent};
 use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
 use optin_core::ledger::{ChainHead, LedgerEntry};
@@ -413,6 +413,17 @@ impl Store for PostgresStore {
 
     async fn record_forwarded_message(&self, message: &ForwardedMessage) -> Result<(), StoreError> {
         self.insert_forwarded_message(message).await
+    }
+
+    async fn recent_sends(
+        &self,
+        business: BusinessId,
+        category: &CategoryName,
+        phones: &[PhoneNumber],
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<(PhoneNumber, Timestamp)>, StoreError> {
+        self.load_recent_sends(business, category, phones, since, until).await
     }
 
     async fn forwarded_message(

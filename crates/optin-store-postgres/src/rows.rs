@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 use optin_core::business::{Business, BusinessName, Category, CategoryName, TemplateCategory};
-use optin_core::consent::{CategoryConsent, ConsentStatus, ContactConsent};
+use optin_core::consent::{CategoryConsent, ConsentBasis, ConsentStatus, ContactConsent};
 use optin_core::evidence::Method;
 use optin_core::ids::{ApiKeyId, BusinessId, EventId, NoticeId};
 use optin_core::ledger::{ChainHead, Hash, LedgerEntry};
@@ -68,19 +68,18 @@ pub(crate) fn phone_key(phone: PhoneNumber) -> i64 {
     i64::try_from(phone.key()).expect("E.164 numbers have at most 15 digits")
 }
 
-pub(crate) fn status_str(status: ConsentStatus) -> &'static str {
-    match status {
-        ConsentStatus::OptedIn => "opted_in",
-        ConsentStatus::OptedOut => "opted_out",
-    }
+pub(crate) fn parse_status(text: &str) -> Result<ConsentStatus, StoreError> {
+    ConsentStatus::parse(text).ok_or_else(|| corrupt("consent_state.status: unknown status"))
 }
 
-pub(crate) fn parse_status(text: &str) -> Result<ConsentStatus, StoreError> {
-    match text {
-        "opted_in" => Ok(ConsentStatus::OptedIn),
-        "opted_out" => Ok(ConsentStatus::OptedOut),
-        _ => Err(corrupt("consent_state.status: unknown status")),
-    }
+fn parse_basis(text: Option<&str>) -> Result<Option<ConsentBasis>, StoreError> {
+    text.map(|text| ConsentBasis::parse(text).ok_or_else(|| corrupt("consent_state.basis: unknown basis"))).transpose()
+}
+
+/// Columns `status` and `basis` of a `consent_state` row.
+pub(crate) fn status_and_basis(row: &Row) -> Result<(ConsentStatus, Option<ConsentBasis>), StoreError> {
+    const T: &str = "consent_state";
+    Ok((parse_status(get(row, T, "status")?)?, parse_basis(get(row, T, "basis")?)?))
 }
 
 /// Columns: id, name, created_at, slots, category_names, template_categories, brand_names
@@ -195,7 +194,7 @@ pub(crate) fn chain_head(row: &Row) -> Result<Option<ChainHead>, StoreError> {
     }
 }
 
-/// Columns: category, status, since, event_id, method, notice_id, last_opt_out_at.
+/// Columns: category, status, since, event_id, method, notice_id, last_opt_out_at, basis, basis_at.
 pub(crate) fn contact_consent(rows: &[Row]) -> Result<ContactConsent, StoreError> {
     const T: &str = "consent_state";
     let mut consent = ContactConsent::new();
@@ -212,6 +211,14 @@ pub(crate) fn contact_consent(rows: &[Row]) -> Result<ContactConsent, StoreError
             method,
             notice_id: get::<Option<Uuid>>(row, T, "notice_id")?.map(NoticeId::from_uuid),
             last_opt_out_at: optional_timestamp(get(row, T, "last_opt_out_at")?, T, "last_opt_out_at")?,
+            basis: match (
+                parse_basis(get(row, T, "basis")?)?,
+                optional_timestamp(get(row, T, "basis_at")?, T, "basis_at")?,
+            ) {
+                (Some(basis), Some(at)) => Some((basis, at)),
+                (None, None) => None,
+                _ => return Err(corrupt("consent_state.basis and basis_at are not both set")),
+            },
         };
         consent.insert(category, state);
     }

@@ -189,6 +189,9 @@ fn opt_in(business: &Business, notice: &Notice, phone: PhoneNumber) -> ConsentEv
             },
             evidence: Evidence::recorded(evidence),
             collected_at: now,
+            basis: Default::default(),
+            basis_at: None,
+            needs_confirmation: false,
         }),
         recorded_at: now,
     }

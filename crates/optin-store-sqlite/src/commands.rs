@@ -228,27 +228,31 @@ pub(crate) fn record_consent(batch: &mut Batch<'_>, event: &ConsentEvent) -> Res
     let mut upsert = conn
         .prepare_cached(
             "INSERT INTO consent_state
-                 (business_id, phone, category, status, since, event_id, method, notice_id, last_opt_out_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 (business_id, phone, category, status, since, event_id, method, notice_id, last_opt_out_at,
+                  basis, basis_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (business_id, phone, category) DO UPDATE SET
                  status = excluded.status, since = excluded.since, event_id = excluded.event_id,
                  method = excluded.method, notice_id = excluded.notice_id,
-                 last_opt_out_at = excluded.last_opt_out_at",
+                 last_opt_out_at = excluded.last_opt_out_at, basis = excluded.basis, basis_at = excluded.basis_at",
         )
         .map_err(db_error)?;
     for (category, state) in &folded.changed {
         let (since, last_opt_out_at) = (time(state.since)?, optional_time(state.last_opt_out_at)?);
+        let basis_at = optional_time(state.basis.map(|(_, at)| at))?;
         upsert
             .execute(params![
                 business_text,
                 phone,
                 category.as_str(),
-                rows::status_to_sql(state.status),
+                state.status.as_str(),
                 since,
                 state.event_id.to_string(),
                 state.method.map(|m| m.as_str()),
                 state.notice_id.map(|n| n.to_string()),
-                last_opt_out_at
+                last_opt_out_at,
+                state.basis.map(|(basis, _)| basis.as_str()),
+                basis_at
             ])
             .map_err(db_error)?;
     }
@@ -284,7 +288,7 @@ fn bits_over(names: &[CategoryName], consent: &ContactConsent) -> ConsentBits {
     let mut bits = ConsentBits::default();
     for (category, state) in consent {
         if let Some(slot) = names.iter().position(|name| name == category) {
-            bits.set(1 << slot, state.status);
+            bits.set(1 << slot, state.status, state.basis.map(|(basis, _)| basis));
         }
     }
     bits

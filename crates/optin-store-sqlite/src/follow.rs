@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use optin_core::business::Business;
-use optin_core::consent::{ConsentBits, ConsentStatus};
+use optin_core::consent::ConsentBits;
 use optin_core::ids::BusinessId;
 use optin_core::phone::PhoneNumber;
 use optin_store::StoreError;
@@ -438,7 +438,7 @@ pub(crate) fn contact_bits(
 ) -> Result<Option<ConsentBits>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT c.slot, s.status FROM consent_state AS s
+            "SELECT c.slot, s.status, s.basis FROM consent_state AS s
              JOIN categories AS c ON c.business_id = s.business_id AND c.name = s.category
              WHERE s.business_id = ?1 AND s.phone = ?2",
         )
@@ -451,17 +451,15 @@ pub(crate) fn contact_bits(
     Ok(bits)
 }
 
-/// Sets the bit of the slot in column `slot` to the status in column `status`.
+/// Sets the bit of the slot in column `slot` to the status in column `status` (and the basis in
+/// the column after it).
 fn set_bit(bits: &mut ConsentBits, row: &rusqlite::Row<'_>, slot: usize, status: usize) -> Result<(), StoreError> {
     let slot: i64 = row.get(slot).map_err(db_error)?;
     let slot =
         u32::try_from(slot).ok().filter(|s| *s < 64).ok_or_else(|| corrupt("categories.slot is out of range"))?;
-    let status = match row.get_ref(status).map_err(db_error)?.as_str().map_err(corrupt)? {
-        "opted_in" => ConsentStatus::OptedIn,
-        "opted_out" => ConsentStatus::OptedOut,
-        _ => return Err(corrupt("consent_state.status is unknown")),
-    };
-    bits.set(1 << slot, status);
+    let basis = rows::basis(row.get_ref(status + 1).map_err(db_error)?.as_str_or_null().map_err(corrupt)?)?;
+    let status = rows::status(row.get_ref(status).map_err(db_error)?.as_str().map_err(corrupt)?)?;
+    bits.set(1 << slot, status, basis);
     Ok(())
 }
 
@@ -484,7 +482,7 @@ fn load_index(conn: &Connection) -> Result<(ConsentIndex, i64, i64), StoreError>
     let mut index = ConsentIndex::default();
     let mut stmt = conn
         .prepare(
-            "SELECT s.business_id, s.phone, c.slot, s.status FROM consent_state AS s
+            "SELECT s.business_id, s.phone, c.slot, s.status, s.basis FROM consent_state AS s
              JOIN categories AS c ON c.business_id = s.business_id AND c.name = s.category
              ORDER BY s.business_id, s.phone",
         )

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use jiff::Timestamp;
 use optin_core::business::{Business, BusinessName, Category, CategoryName, TemplateCategory};
-use optin_core::consent::{CategoryConsent, ConsentStatus};
+use optin_core::consent::{CategoryConsent, ConsentBasis, ConsentStatus};
 use optin_core::evidence::Method;
 use optin_core::ids::{BusinessId, EventId, NoticeId};
 use optin_core::ledger::{ChainHead, Hash, LedgerEntry};
@@ -79,19 +79,12 @@ pub(crate) fn category_name(text: &str) -> Result<CategoryName, StoreError> {
     CategoryName::parse(text).map_err(|_| corrupt("a category name is invalid"))
 }
 
-pub(crate) fn status_to_sql(status: ConsentStatus) -> &'static str {
-    match status {
-        ConsentStatus::OptedIn => "opted_in",
-        ConsentStatus::OptedOut => "opted_out",
-    }
+pub(crate) fn status(text: &str) -> Result<ConsentStatus, StoreError> {
+    ConsentStatus::parse(text).ok_or_else(|| corrupt("consent_state.status is unknown"))
 }
 
-pub(crate) fn status(text: &str) -> Result<ConsentStatus, StoreError> {
-    match text {
-        "opted_in" => Ok(ConsentStatus::OptedIn),
-        "opted_out" => Ok(ConsentStatus::OptedOut),
-        _ => Err(corrupt("consent_state.status is unknown")),
-    }
+pub(crate) fn basis(text: Option<&str>) -> Result<Option<ConsentBasis>, StoreError> {
+    text.map(|text| ConsentBasis::parse(text).ok_or_else(|| corrupt("consent_state.basis is unknown"))).transpose()
 }
 
 // --- rows -----------------------------------------------------------------------------------
@@ -203,7 +196,8 @@ impl TryFrom<NoticeRow> for Notice {
     }
 }
 
-pub(crate) const STATE_COLUMNS: &str = "category, status, since, event_id, method, notice_id, last_opt_out_at";
+pub(crate) const STATE_COLUMNS: &str =
+    "category, status, since, event_id, method, notice_id, last_opt_out_at, basis, basis_at";
 
 pub(crate) struct StateRow {
     pub category: String,
@@ -213,6 +207,8 @@ pub(crate) struct StateRow {
     pub method: Option<String>,
     pub notice_id: Option<String>,
     pub last_opt_out_at: Option<i64>,
+    pub basis: Option<String>,
+    pub basis_at: Option<i64>,
 }
 
 impl StateRow {
@@ -226,6 +222,8 @@ impl StateRow {
             method: row.get(4)?,
             notice_id: row.get(5)?,
             last_opt_out_at: row.get(6)?,
+            basis: row.get(7)?,
+            basis_at: row.get(8)?,
         })
     }
 
@@ -245,6 +243,11 @@ impl StateRow {
             method,
             notice_id,
             last_opt_out_at: optional_timestamp(self.last_opt_out_at, "consent_state.last_opt_out_at")?,
+            basis: match (basis(self.basis.as_deref())?, self.basis_at) {
+                (Some(basis), Some(at)) => Some((basis, timestamp(at, "consent_state.basis_at")?)),
+                (None, None) => None,
+                _ => return Err(corrupt("consent_state.basis and basis_at are not both set")),
+            },
         };
         Ok((category_name(&self.category)?, consent))
     }

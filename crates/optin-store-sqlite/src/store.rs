@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use optin_core::business::{Business, BusinessName, Category};
+use optin_core::business::{Business, BusinessName, Category, CategoryName};
 use optin_core::consent::{ConsentBits, ConsentEvent, ContactConsent};
 use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
 use optin_core::ledger::{ChainHead, LedgerEntry};
@@ -554,6 +554,18 @@ impl Store for SqliteStore {
         self.writer.write(move |batch| forwarded::record_forwarded_message(batch, &message)).await
     }
 
+    async fn recent_sends(
+        &self,
+        business: BusinessId,
+        category: &CategoryName,
+        phones: &[PhoneNumber],
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<(PhoneNumber, Timestamp)>, StoreError> {
+        let (category, phones) = (category.clone(), phones.to_vec());
+        self.read_quick(move |conn| forwarded::recent_sends(conn, business, &category, &phones, (since, until))).await
+    }
+
     async fn forwarded_message(
         &self,
         business: BusinessId,
@@ -630,8 +642,11 @@ mod tests {
             let out = n % 2 == 1;
             let event = consent_event(&business, phone, offers.clone(), out);
             store.record_consent(&business, &event).await.unwrap();
-            let expected =
-                if out { ConsentBits { opted_in: 0, opted_out: 1 } } else { ConsentBits { opted_in: 1, opted_out: 0 } };
+            let expected = if out {
+                ConsentBits { opted_in: 0, opted_out: 1, ..ConsentBits::default() }
+            } else {
+                ConsentBits { opted_in: 1, opted_out: 0, ..ConsentBits::default() }
+            };
             assert_eq!(other.consent_bits(&business, phone).await.unwrap(), expected);
             assert_eq!(store.consent_bits(&business, phone).await.unwrap(), expected);
         }
@@ -670,6 +685,9 @@ mod tests {
                 },
                 evidence: Evidence::default(),
                 collected_at: now,
+                basis: Default::default(),
+                basis_at: None,
+                needs_confirmation: false,
             })
         };
         ConsentEvent {

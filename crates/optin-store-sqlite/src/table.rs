@@ -111,7 +111,7 @@ mod tests {
     use super::*;
 
     fn bits(n: u64) -> ConsentBits {
-        ConsentBits { opted_in: n, opted_out: !n }
+        ConsentBits { opted_in: n, opted_out: !n, ..ConsentBits::default() }
     }
 
     #[test]

@@ -123,7 +123,10 @@ async fn a_database_from_before_the_channel_is_upgraded_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(&dir);
     let old_business = database_at_the_first_migration(&path);
-    assert_eq!(migrate(&path).unwrap(), ["0002_whatsapp", "0003_forwarded", "0004_messaging_limit"]);
+    assert_eq!(
+        migrate(&path).unwrap(),
+        ["0002_whatsapp", "0003_forwarded", "0004_messaging_limit", "0005_consent_basis"]
+    );
 
     let store = SqliteStore::open(&path).unwrap();
     assert!(store.business(old_business).await.unwrap().is_some(), "the old data is kept");

@@ -29,7 +29,7 @@ async fn consent_recorded_by_one_store_is_seen_by_the_others_next_lookup() {
     opt_in(&server, &business, &notice, contact, &["offers", "order_updates"]).await;
     assert_eq!(
         cli.consent_bits(&business, phone(contact)).await.unwrap(),
-        ConsentBits { opted_in: 0b11, opted_out: 0 }
+        ConsentBits { opted_in: 0b11, opted_out: 0, ..ConsentBits::default() }
     );
 
     // The CLI records an opt-out: the server's very next lookup sees it.
@@ -37,12 +37,12 @@ async fn consent_recorded_by_one_store_is_seen_by_the_others_next_lookup() {
     opt_out(&cli, &business, contact, Some(&["offers"])).await;
     assert_eq!(
         server.consent_bits(&business, phone(contact)).await.unwrap(),
-        ConsentBits { opted_in: 0b01, opted_out: 0b10 }
+        ConsentBits { opted_in: 0b01, opted_out: 0b10, ..ConsentBits::default() }
     );
     opt_out(&cli, &business, contact, None).await;
     assert_eq!(
         server.consent_bits(&business, phone(contact)).await.unwrap(),
-        ConsentBits { opted_in: 0, opted_out: 0b11 }
+        ConsentBits { opted_in: 0, opted_out: 0b11, ..ConsentBits::default() }
     );
     assert_eq!(server.contact_consent(business.id, phone(contact)).await.unwrap().len(), 2);
 
@@ -135,12 +135,20 @@ async fn under_concurrency_every_write_is_seen_by_both_stores_once_it_returned()
                 opt_in(first, &business, &notice, &number(n), &["offers", "order_updates"]).await;
                 for store in stores.iter() {
                     let bits = store.consent_bits(&business, contact).await.unwrap();
-                    assert_eq!(bits, ConsentBits { opted_in: 0b11, opted_out: 0 }, "after the opt-in of {n}");
+                    assert_eq!(
+                        bits,
+                        ConsentBits { opted_in: 0b11, opted_out: 0, ..ConsentBits::default() },
+                        "after the opt-in of {n}"
+                    );
                 }
                 opt_out(second, &business, &number(n), Some(&["offers"])).await;
                 for store in stores.iter() {
                     let bits = store.consent_bits(&business, contact).await.unwrap();
-                    assert_eq!(bits, ConsentBits { opted_in: 0b01, opted_out: 0b10 }, "after the opt-out of {n}");
+                    assert_eq!(
+                        bits,
+                        ConsentBits { opted_in: 0b01, opted_out: 0b10, ..ConsentBits::default() },
+                        "after the opt-out of {n}"
+                    );
                 }
             })
         })
@@ -192,7 +200,10 @@ async fn a_separate_process_is_followed() {
         .unwrap();
     assert!(status.success(), "the child process failed: {status}");
 
-    assert_eq!(server.consent_bits(&business, contact).await.unwrap(), ConsentBits { opted_in: 0, opted_out: 0b11 });
+    assert_eq!(
+        server.consent_bits(&business, contact).await.unwrap(),
+        ConsentBits { opted_in: 0, opted_out: 0b11, ..ConsentBits::default() }
+    );
     assert_eq!(server.authenticate(&key.record.secret_hash).await.unwrap(), None);
     let report = verify_ledger(&server, business.id).await.unwrap();
     assert!(report.is_intact() && report.verified_events == 2, "{report:?}");

@@ -36,9 +36,9 @@ async fn reopening_keeps_the_data_and_rebuilds_the_index() {
     assert_eq!(store.notice(business.id, notice.id).await.unwrap().as_ref(), Some(&notice));
     for n in 0..30 {
         let expected = if n < 10 {
-            ConsentBits { opted_in: 0b01, opted_out: 0b10 }
+            ConsentBits { opted_in: 0b01, opted_out: 0b10, ..ConsentBits::default() }
         } else {
-            ConsentBits { opted_in: 0b11, opted_out: 0 }
+            ConsentBits { opted_in: 0b11, opted_out: 0, ..ConsentBits::default() }
         };
         assert_eq!(store.consent_bits(&business, phone(&number(n))).await.unwrap(), expected, "contact {n}");
     }
@@ -49,14 +49,17 @@ async fn reopening_keeps_the_data_and_rebuilds_the_index() {
 
     assert!(migrate(&path).unwrap().is_empty(), "nothing left to apply");
     let applied_after: i64 = raw(&path).query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
-    assert_eq!((applied_before, applied_after), (4, 4));
+    assert_eq!((applied_before, applied_after), (5, 5));
 }
 
 #[test]
 fn migrate_applies_each_migration_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(&dir);
-    assert_eq!(migrate(&path).unwrap(), ["0001_initial", "0002_whatsapp", "0003_forwarded", "0004_messaging_limit"]);
+    assert_eq!(
+        migrate(&path).unwrap(),
+        ["0001_initial", "0002_whatsapp", "0003_forwarded", "0004_messaging_limit", "0005_consent_basis"]
+    );
     assert!(migrate(&path).unwrap().is_empty());
     drop(SqliteStore::open(&path).unwrap());
     assert!(migrate(&path).unwrap().is_empty());

@@ -14,19 +14,21 @@
 //! seen are kept as their 8-byte keys in one hash set per message: about 150 MB for 10 million
 //! distinct numbers (briefly 230 MB while the set grows).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 use optin_core::business::{Business, CategorySlot};
 use optin_core::consent::ConsentBits;
-use optin_core::decision::{Decision, Message, Reason, TemplateLookup, decide_message};
-use optin_core::jurisdiction;
+use optin_core::decision::{
+    Decision, Message, Reason, Standing, TemplateLookup, decide_message, frequency_cap_reason, may_have_lapsed,
+};
+use optin_core::jurisdiction::{self, Cap};
 use optin_core::phone::{PhoneNumber, PhoneNumberError, Region};
 use optin_core::template::{TemplateLanguage, TemplateName};
 
 use crate::UseCaseError;
-use crate::gate::{lookup_template, time_rules};
-use crate::jurisdiction::jurisdiction_policy;
+use crate::gate::{frequency_cap, lookup_template, time_rules};
+use crate::jurisdiction::{LoadedPolicy, jurisdiction_policy};
 use crate::store::{Store, StoreError};
 
 /// What a campaign sends: business-initiated messages only, so a category or a template.
@@ -96,6 +98,8 @@ impl OwnedMessage {
 struct Resolved {
     phone: Result<PhoneNumber, PhoneNumberError>,
     bits: Option<ConsentBits>,
+    /// The slots whose opt-in has lapsed at the audience's time.
+    lapsed: u64,
 }
 
 impl Audience {
@@ -138,9 +142,10 @@ impl Audience {
         let messages = ChunkMessages::load(self, store, business, requests).await?;
         let e164: Vec<Option<PhoneNumber>> = requests.iter().map(|r| PhoneNumber::from_e164(r.phone)).collect();
         let repeated = self.decided_earlier(&messages, requests, &e164);
-        let resolved = resolve_numbers(store, business, requests, &e164, &repeated).await?;
+        let mut resolved = resolve_numbers(store, business, requests, &e164, &repeated).await?;
         let policy = jurisdiction_policy(store, business.id).await?;
         let at = self.at;
+        mark_lapsed(store, business, &policy, &mut resolved, at).await?;
         let mut decisions: Vec<AudienceDecision> = requests
             .iter()
             .zip(resolved)
@@ -155,6 +160,8 @@ impl Audience {
                 decided
             })
             .collect();
+        let counted = requests.iter().map(|request| counted_against(messages.get(request.message).0)).collect();
+        apply_frequency_caps(store, business, &policy, counted, &mut decisions, at).await?;
         if self.reserve {
             reserve(store, business, &mut decisions, at).await?;
         }
@@ -184,8 +191,8 @@ impl Audience {
         {
             return AudienceDecision { phone: Some(*number), decision: Decision { reasons: vec![Reason::Duplicate] } };
         }
-        let bits = resolved.bits.unwrap_or_default();
-        let decision = decide_message(resolved.phone.as_ref(), message, bits, false);
+        let standing = Standing { consent: resolved.bits.unwrap_or_default(), lapsed: resolved.lapsed };
+        let decision = decide_message(resolved.phone.as_ref(), message, standing, false);
         AudienceDecision { phone: resolved.phone.ok(), decision }
     }
 
@@ -207,6 +214,68 @@ fn counted_against(message: &Message<'_>) -> Option<CategorySlot> {
         Message::Template(TemplateLookup::Found { category: Some((_, slot)), .. }) => Some(*slot),
         _ => None,
     }
+}
+
+/// Reads which opt-ins have lapsed, for the numbers whose consent has one that can (rare: implied
+/// consent where the policy gives it a lifetime), one contact at a time.
+async fn mark_lapsed(
+    store: &dyn Store,
+    business: &Business,
+    policy: &LoadedPolicy,
+    resolved: &mut [Resolved],
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    for entry in resolved.iter_mut() {
+        if let (Ok(number), Some(bits)) = (&entry.phone, entry.bits)
+            && may_have_lapsed(&policy.policy, bits)
+        {
+            entry.lapsed = crate::gate::standing(store, business, policy, number, bits, at).await?.lapsed;
+        }
+    }
+    Ok(())
+}
+
+/// Adds `frequency_cap` to the decisions whose recipient already got the jurisdiction's maximum
+/// of messages of the category (`counted`: the category each request counts against): one store
+/// read per category and cap, for the numbers where a cap applies.
+async fn apply_frequency_caps(
+    store: &dyn Store,
+    business: &Business,
+    policy: &LoadedPolicy,
+    counted: Vec<Option<CategorySlot>>,
+    decisions: &mut [AudienceDecision],
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let mut groups: Vec<((CategorySlot, Cap), Vec<usize>)> = Vec::new();
+    for (index, slot) in counted.into_iter().enumerate() {
+        let decided = &decisions[index];
+        let (Some(phone), Some(slot)) = (decided.phone, slot) else { continue };
+        if decided.decision.reasons == [Reason::Duplicate] {
+            continue;
+        }
+        let Some(cap) = frequency_cap(policy, business, &phone, slot) else { continue };
+        match groups.iter_mut().find(|(key, _)| *key == (slot, cap)) {
+            Some((_, members)) => members.push(index),
+            None => groups.push(((slot, cap), vec![index])),
+        }
+    }
+    for ((slot, cap), members) in groups {
+        let phones: Vec<PhoneNumber> = members.iter().filter_map(|index| decisions[*index].phone).collect();
+        let since = at.checked_sub(cap.per).unwrap_or(Timestamp::MIN);
+        let category = &business.categories[slot.index()].name;
+        let sends = store.recent_sends(business.id, category, &phones, since, at).await?;
+        let mut by_phone: HashMap<u64, Vec<Timestamp>, foldhash::fast::RandomState> = HashMap::default();
+        for (phone, sent_at) in sends {
+            by_phone.entry(phone.key()).or_default().push(sent_at);
+        }
+        for index in members {
+            let times = decisions[index].phone.and_then(|phone| by_phone.get(&phone.key()));
+            if let Some(reason) = times.and_then(|times| frequency_cap_reason(cap, times)) {
+                decisions[index].decision.reasons.push(reason);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Takes a place under the messaging limit for every allowed recipient of the chunk (one
@@ -247,7 +316,7 @@ async fn resolve_numbers(
     for (index, number) in e164.iter().enumerate() {
         match number {
             Some(number) if repeated[index] => {
-                resolved[index] = Some(Resolved { phone: Ok(*number), bits: Some(ConsentBits::default()) });
+                resolved[index] = Some(Resolved { phone: Ok(*number), bits: Some(ConsentBits::default()), lapsed: 0 });
             }
             Some(number) => fast.push((index, *number)),
             None => {}
@@ -257,7 +326,7 @@ async fn resolve_numbers(
     let fast_bits = store.consent_bits_many(business, &fast_numbers).await?;
     for ((index, number), bits) in fast.into_iter().zip(fast_bits) {
         if bits != ConsentBits::default() {
-            resolved[index] = Some(Resolved { phone: Ok(number), bits: Some(bits) });
+            resolved[index] = Some(Resolved { phone: Ok(number), bits: Some(bits), lapsed: 0 });
         } else {
             // Unknown to the store. Full validation (libphonenumber, ~90,000 numbers/s on one
             // lock) would dominate a large audience, and the answer is a refusal either way: a
@@ -268,7 +337,7 @@ async fn resolve_numbers(
             } else {
                 PhoneNumber::parse(requests[index].phone, requests[index].region)
             };
-            resolved[index] = Some(Resolved { bits: Some(bits), phone });
+            resolved[index] = Some(Resolved { bits: Some(bits), phone, lapsed: 0 });
         }
     }
     let mut unknown: Vec<(usize, PhoneNumber)> = Vec::new();
@@ -278,7 +347,7 @@ async fn resolve_numbers(
             if let Ok(number) = phone {
                 unknown.push((index, number));
             }
-            *slot = Some(Resolved { phone, bits: None });
+            *slot = Some(Resolved { phone, bits: None, lapsed: 0 });
         }
     }
     if !unknown.is_empty() {

@@ -4,8 +4,10 @@ use jiff::Timestamp;
 use optin_core::business::{Business, CategoryName, CategorySlot};
 use optin_core::consent::ConsentBits;
 use optin_core::decision::{
-    Decision, Message, Reason, TemplateLookup, decide, decide_message, jurisdiction_reasons, service_window_closes_at,
+    Decision, Message, Reason, Standing, TemplateLookup, decide, decide_message, frequency_cap_reason,
+    jurisdiction_reasons, lapsed_opt_ins, may_have_lapsed, service_window_closes_at,
 };
+use optin_core::jurisdiction::{self, Cap};
 use optin_core::phone::{PhoneNumber, PhoneNumberError, Region};
 use optin_core::template::{TemplateLanguage, TemplateName};
 
@@ -13,7 +15,8 @@ use crate::jurisdiction::{LoadedPolicy, jurisdiction_policy};
 use crate::store::{Store, StoreError};
 
 /// Decides whether `business` may send a message of `category` to `phone` at `at` (now, or the
-/// moment a campaign is scheduled for): consent, then the jurisdiction's time rules.
+/// moment a campaign is scheduled for): consent (confirmed, not lapsed), then the jurisdiction's
+/// rules of time and place.
 ///
 /// Numbers in strict E.164 that the store knows were validated when their consent was stored,
 /// so they are looked up without running the (slow, globally locked) libphonenumber parser.
@@ -46,15 +49,67 @@ pub async fn decide_send(
             (parsed, bits)
         }
     };
-    let mut decision = decide(parsed.as_ref(), slot, bits);
-    if let (Ok(number), Ok(slot)) = (&parsed, slot) {
-        let policy = jurisdiction_policy(store, business.id).await?;
-        decision.reasons.extend(time_rules(&policy, business, number, slot, at));
+    let Ok(number) = &parsed else { return Ok(decide(parsed.as_ref(), slot, bits.into())) };
+    let policy = jurisdiction_policy(store, business.id).await?;
+    let standing = standing(store, business, &policy, number, bits, at).await?;
+    let mut decision = decide(parsed.as_ref(), slot, standing);
+    if let Ok(slot) = slot {
+        decision.reasons.extend(send_rules(store, &policy, business, number, slot, at).await?);
     }
     Ok(decision)
 }
 
-/// The time-and-place rules (quiet hours in the recipient's zone) for a business-initiated
+/// The contact's consent at `at`: the stored bits and, only when one of its opt-ins can lapse
+/// under the policy, which have (read from the contact's full state).
+pub(crate) async fn standing(
+    store: &dyn Store,
+    business: &Business,
+    policy: &LoadedPolicy,
+    phone: &PhoneNumber,
+    consent: ConsentBits,
+    at: Timestamp,
+) -> Result<Standing, StoreError> {
+    if !may_have_lapsed(&policy.policy, consent) {
+        return Ok(consent.into());
+    }
+    let state = store.contact_consent(business.id, *phone).await?;
+    Ok(Standing { consent, lapsed: lapsed_opt_ins(&policy.policy, business, phone, &state, at) })
+}
+
+/// The rules of time and place for a business-initiated message counted against the category at
+/// `slot`, sent at `at`: quiet hours in the recipient's zone, and the frequency cap on the category
+/// (counted over the messages the proxy forwarded).
+pub(crate) async fn send_rules(
+    store: &dyn Store,
+    policy: &LoadedPolicy,
+    business: &Business,
+    phone: &PhoneNumber,
+    slot: CategorySlot,
+    at: Timestamp,
+) -> Result<Vec<Reason>, StoreError> {
+    let mut reasons = time_rules(policy, business, phone, slot, at);
+    if let Some(cap) = frequency_cap(policy, business, phone, slot) {
+        let category = &business.categories[slot.index()].name;
+        let since = at.checked_sub(cap.per).unwrap_or(Timestamp::MIN);
+        let sends = store.recent_sends(business.id, category, std::slice::from_ref(phone), since, at).await?;
+        let times: Vec<Timestamp> = sends.into_iter().map(|(_, sent_at)| sent_at).collect();
+        reasons.extend(frequency_cap_reason(cap, &times));
+    }
+    Ok(reasons)
+}
+
+/// The jurisdiction's cap on messages of the category at `slot` to `phone`, if one applies.
+pub(crate) fn frequency_cap(
+    policy: &LoadedPolicy,
+    business: &Business,
+    phone: &PhoneNumber,
+    slot: CategorySlot,
+) -> Option<Cap> {
+    let place = jurisdiction::locate(phone)?;
+    policy.policy.frequency_cap(&place, business.categories[slot.index()].template_category)
+}
+
+/// The rules of the clock (quiet hours in the recipient's zone) for a business-initiated
 /// message counted against the business category at `slot`, sent at `at`.
 pub(crate) fn time_rules(
     policy: &LoadedPolicy,
@@ -93,8 +148,8 @@ pub struct GateAnswer {
 
 /// Decides whether `business` may send `message` to `phone` at `now` (now, or when it is
 /// scheduled): a category message (as [`decide_send`]), a template (approved, linked, consent to
-/// its category, the jurisdiction's time rules; allowed outside the service window) or a
-/// free-form message (only inside the service window, which is customer service: no time rules).
+/// its category, the jurisdiction's rules; allowed outside the service window) or a free-form
+/// message (only inside the service window, which is customer service: no jurisdiction rules).
 pub async fn decide_message_send(
     store: &dyn Store,
     business: &Business,
@@ -133,10 +188,14 @@ pub async fn decide_message_send(
             Message::Template(lookup)
         }
     };
-    let mut decision = decide_message(parsed.as_ref(), &core_message, bits, window_closes_at.is_some());
+    let policy = jurisdiction_policy(store, business.id).await?;
+    let standing = match &parsed {
+        Ok(number) => standing(store, business, &policy, number, bits, now).await?,
+        Err(_) => bits.into(),
+    };
+    let mut decision = decide_message(parsed.as_ref(), &core_message, standing, window_closes_at.is_some());
     if let (Ok(number), Some(slot)) = (&parsed, counted_against) {
-        let policy = jurisdiction_policy(store, business.id).await?;
-        decision.reasons.extend(time_rules(&policy, business, number, slot, now));
+        decision.reasons.extend(send_rules(store, &policy, business, number, slot, now).await?);
     }
     Ok(GateAnswer { decision, phone: parsed.ok(), service_window_closes_at: window_closes_at, template_category })
 }

@@ -2,7 +2,9 @@
 
 use jiff::{SignedDuration, Timestamp};
 use optin_core::business::{Business, CategoryName};
-use optin_core::consent::{ConsentChange, ConsentEvent, NoticeRef, OptIn, OptOut, OptOutSource};
+use optin_core::consent::{
+    Confirmation, ConsentBasis, ConsentChange, ConsentEvent, ConsentStatus, NoticeRef, OptIn, OptOut, OptOutSource,
+};
 use optin_core::evidence::{Evidence, Method};
 use optin_core::ids::{EventId, NoticeId};
 use optin_core::notice::{Language, NoticeText, check_notice};
@@ -11,6 +13,7 @@ use optin_core::truncate_to_microseconds;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::jurisdiction::jurisdiction_policy;
 use crate::records::{NewNotice, Notice, Recorded};
 use crate::rejection::{Problem, Problems, Rejection, RejectionKind, UseCaseError, problem};
 use crate::store::Store;
@@ -75,9 +78,24 @@ pub struct OptInInput {
     pub notice_id: String,
     pub collected_at: Option<Timestamp>,
     pub evidence: Map<String, Value>,
+    pub terms: ConsentTerms,
 }
 
-/// Validates an opt-in against every requirement and records it in the ledger.
+/// What an opt-in rests on and whether it waits for confirmation, as a client gives them.
+#[derive(Debug, Clone, Default)]
+pub struct ConsentTerms {
+    /// `express` (the default), `implied_purchase` or `implied_inquiry`.
+    pub basis: Option<String>,
+    /// For implied consent: the purchase or inquiry it is implied from (default: `collected_at`).
+    pub basis_at: Option<Timestamp>,
+    /// Ask the person to confirm (double opt-in) even where the jurisdiction does not expect it.
+    pub double_opt_in: bool,
+}
+
+/// Validates an opt-in against every requirement and records it in the ledger. It stays pending
+/// until confirmed ([`record_confirmation`]) when the client asks for a double opt-in, or when the
+/// jurisdiction rules expect one where the number is and the method did not itself come from the
+/// number (an SMS or WhatsApp message does).
 pub async fn record_opt_in(
     store: &dyn Store,
     business: &Business,
@@ -102,20 +120,109 @@ pub async fn record_opt_in(
     let evidence =
         method.and_then(|m| problems.take(Evidence::for_method(m, input.evidence).map_err(|e| problem(e.code(), e))));
     let notice = problems.take(find_notice(store, business, &input.notice_id).await?);
+    let basis = problems.take(parse_basis(&input.terms, collected_at));
     problems.into_result()?;
-    let (Some(phone), Some(categories), Some(method), Some(evidence), Some(notice)) =
-        (phone, categories, method, evidence, notice)
+    let (Some(phone), Some(categories), Some(method), Some(evidence), Some(notice), Some((basis, basis_at))) =
+        (phone, categories, method, evidence, notice, basis)
     else {
         unreachable!("every missing value reported a problem")
     };
+    let needs_confirmation = input.terms.double_opt_in
+        || (!method.proves_number_possession() && jurisdiction_expects_double_opt_in(store, business, &phone).await?);
     let notice = NoticeRef {
         id: notice.id,
         version: notice.version,
         language: notice.language.as_str().to_owned(),
         text_sha256: notice.text_sha256,
     };
-    let change = ConsentChange::OptIn(OptIn { categories, method, notice, evidence, collected_at });
-    record(store, business, phone, change, now).await
+    let opt_in = OptIn { categories, method, notice, evidence, collected_at, basis, basis_at, needs_confirmation };
+    record(store, business, phone, ConsentChange::OptIn(opt_in), now).await
+}
+
+/// The basis and the start of its lifetime (`None`: from `collected_at`).
+fn parse_basis(terms: &ConsentTerms, collected_at: Timestamp) -> Result<(ConsentBasis, Option<Timestamp>), Problem> {
+    let basis = match terms.basis.as_deref() {
+        None => ConsentBasis::Express,
+        Some(text) => ConsentBasis::parse(text).ok_or_else(|| {
+            problem("unknown_basis", "basis must be one of: express, implied_purchase, implied_inquiry")
+        })?,
+    };
+    match (basis, terms.basis_at) {
+        (_, None) => Ok((basis, None)),
+        (ConsentBasis::Express, Some(_)) => {
+            Err(problem("basis_at_not_allowed", "basis_at is for implied consent (the purchase or inquiry)"))
+        }
+        (_, Some(at)) if at > collected_at => {
+            Err(problem("basis_at_after_collection", "basis_at (the purchase or inquiry) is after collected_at"))
+        }
+        (_, Some(at)) if at < EARLIEST_COLLECTED_AT => {
+            Err(problem("basis_at_out_of_range", "basis_at is before the year 2000"))
+        }
+        (_, Some(at)) => Ok((basis, Some(truncate_to_microseconds(at)))),
+    }
+}
+
+async fn jurisdiction_expects_double_opt_in(
+    store: &dyn Store,
+    business: &Business,
+    phone: &PhoneNumber,
+) -> Result<bool, UseCaseError> {
+    let Some(place) = optin_core::jurisdiction::locate(phone) else { return Ok(false) };
+    let policy = jurisdiction_policy(store, business.id).await?;
+    Ok(policy.policy.expects_double_opt_in(&place))
+}
+
+/// A confirmation as a client submits it: the second step of a double opt-in.
+#[derive(Debug, Clone)]
+pub struct ConfirmationInput {
+    pub phone: PhoneInput,
+    /// The categories confirmed; absent: every category waiting for confirmation.
+    pub categories: Option<Vec<String>>,
+    /// How the person confirmed (`whatsapp_thread`, `sms`, `web_form` for a link...).
+    pub method: String,
+    pub evidence: Map<String, Value>,
+}
+
+/// Records that the person confirmed their pending opt-ins: from then on they are consent.
+/// Refused (`nothing_to_confirm`) when none of the categories is waiting for confirmation.
+pub async fn record_confirmation(
+    store: &dyn Store,
+    business: &Business,
+    input: ConfirmationInput,
+    now: Timestamp,
+) -> Result<Recorded, UseCaseError> {
+    let mut problems = Problems::default();
+    let phone = problems.take(input.phone.parse());
+    let categories = match &input.categories {
+        Some(names) => problems.take(resolve_categories(business, names)).map(Some),
+        None => Some(None),
+    };
+    let method = problems.take(
+        Method::parse(&input.method)
+            .ok_or_else(|| problem("unknown_method", format!("method must be one of: {}", method_names()))),
+    );
+    if serde_json::to_vec(&input.evidence).map_or(true, |b| b.len() > optin_core::evidence::MAX_EVIDENCE_BYTES) {
+        problems.push("evidence_too_large", "the evidence is larger than 16 KiB");
+    }
+    problems.into_result()?;
+    let (Some(phone), Some(categories), Some(method)) = (phone, categories, method) else {
+        unreachable!("problems were reported")
+    };
+    let state = store.contact_consent(business.id, phone).await?;
+    let pending: Vec<CategoryName> = state
+        .iter()
+        .filter(|(name, consent)| {
+            consent.status == ConsentStatus::PendingConfirmation && categories.as_ref().is_none_or(|c| c.contains(name))
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    if pending.is_empty() {
+        let detail = "none of these categories is waiting for this contact's confirmation";
+        let problems = vec![problem("nothing_to_confirm", detail)];
+        return Err(Rejection { kind: RejectionKind::Conflict, problems }.into());
+    }
+    let confirmation = Confirmation { categories: pending, method, evidence: Evidence::recorded(input.evidence) };
+    record(store, business, phone, ConsentChange::Confirmation(confirmation), now).await
 }
 
 /// An opt-out as a client submits it. No categories means all of them.

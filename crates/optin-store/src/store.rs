@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use optin_core::business::{Business, BusinessName, Category};
+use optin_core::business::{Business, BusinessName, Category, CategoryName};
 use optin_core::consent::{ConsentBits, ConsentEvent, ContactConsent};
 use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
 use optin_core::ledger::{ChainHead, LedgerEntry};
@@ -218,6 +218,16 @@ pub trait Store: Send + Sync + 'static {
     /// Remembers a message the send proxy forwarded (replacing one with the same id).
     /// `NotFound` for an unknown business.
     async fn record_forwarded_message(&self, message: &ForwardedMessage) -> Result<(), StoreError>;
+    /// When the proxy forwarded messages of `category` to each of `phones` in `(since, until]`:
+    /// the frequency caps' count, sorted by number, then time.
+    async fn recent_sends(
+        &self,
+        business: BusinessId,
+        category: &CategoryName,
+        phones: &[PhoneNumber],
+        since: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<(PhoneNumber, Timestamp)>, StoreError>;
     /// A message the proxy forwarded for this business, by platform message id.
     async fn forwarded_message(
         &self,

@@ -73,6 +73,7 @@ fn web_form_opt_in(number: &str, categories: &[&str], notice: NoticeId) -> OptIn
         notice_id: notice.to_string(),
         collected_at: None,
         evidence: json!({"page_url": "https://acme.example/join", "ip": "203.0.113.9"}).as_object().cloned().unwrap(),
+        terms: Default::default(),
     }
 }
 
@@ -184,7 +185,10 @@ async fn consent_changes_are_visible_at_once_and_chained(store: &dyn Store) {
     assert_eq!(first.chain_index, 1);
     assert_eq!(first.phone, number, "the recorded contact is the parsed number");
     assert!(first.outcomes.iter().all(|(_, o)| *o == CategoryOutcome::Applied));
-    assert_eq!(store.consent_bits(&business, number).await.unwrap(), ConsentBits { opted_in: 0b11, opted_out: 0 });
+    assert_eq!(
+        store.consent_bits(&business, number).await.unwrap(),
+        ConsentBits { opted_in: 0b11, opted_out: 0, ..ConsentBits::default() }
+    );
 
     let again =
         record_opt_in(store, &business, web_form_opt_in("+14155552671", &["offers"], notice.id), now()).await.unwrap();
@@ -192,7 +196,10 @@ async fn consent_changes_are_visible_at_once_and_chained(store: &dyn Store) {
 
     let out = record_opt_out(store, &business, opt_out("+1 415 555 2671", Some(&["offers"])), now()).await.unwrap();
     assert_eq!(out.chain_index, 3);
-    assert_eq!(store.consent_bits(&business, number).await.unwrap(), ConsentBits { opted_in: 0b01, opted_out: 0b10 });
+    assert_eq!(
+        store.consent_bits(&business, number).await.unwrap(),
+        ConsentBits { opted_in: 0b01, opted_out: 0b10, ..ConsentBits::default() }
+    );
 
     let state = store.contact_consent(business.id, number).await.unwrap();
     let offers = &state[&CategoryName::parse("offers").unwrap()];
@@ -208,7 +215,10 @@ async fn consent_changes_are_visible_at_once_and_chained(store: &dyn Store) {
 
     let all_out = record_opt_out(store, &business, opt_out("+14155552671", None), now()).await.unwrap();
     assert_eq!(all_out.outcomes.len(), 2);
-    assert_eq!(store.consent_bits(&business, number).await.unwrap(), ConsentBits { opted_in: 0, opted_out: 0b11 });
+    assert_eq!(
+        store.consent_bits(&business, number).await.unwrap(),
+        ConsentBits { opted_in: 0, opted_out: 0b11, ..ConsentBits::default() }
+    );
 
     let page = store.ledger_page(business.id, 1, 2).await.unwrap();
     assert_eq!(page.iter().map(|e| e.index).collect::<Vec<_>>(), [2, 3]);

@@ -211,6 +211,9 @@ impl Data {
                             notice: notice.clone(),
                             evidence: evidence.clone(),
                             collected_at: now,
+                            basis: Default::default(),
+                            basis_at: None,
+                            needs_confirmation: false,
                         }),
                     };
                     ConsentEvent {

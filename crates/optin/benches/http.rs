@@ -148,6 +148,9 @@ async fn load_contacts(
                     notice: notice_ref.clone(),
                     evidence: evidence.clone(),
                     collected_at: now,
+                    basis: Default::default(),
+                    basis_at: None,
+                    needs_confirmation: false,
                 }),
                 recorded_at: now,
             })

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::routing::get;
 use jiff::Timestamp;
 use optin_core::business::{Business, TemplateCategory};
-use optin_core::consent::{ConsentEvent, ConsentStatus, ContactConsent};
+use optin_core::consent::{ConsentBasis, ConsentEvent, ConsentStatus, ContactConsent};
 use optin_core::evidence::Method;
 use optin_core::ledger::LedgerEntry;
 use optin_core::phone::PhoneNumber;
@@ -60,6 +60,13 @@ pub struct ContactCategoryView {
     /// The event that set the current status.
     #[schema(value_type = Option<String>, format = Uuid)]
     event_id: Option<Uuid>,
+    /// For an opt-in: what it rests on (`express`, `implied_purchase`, `implied_inquiry`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    basis: Option<ConsentBasis>,
+    /// For an opt-in: where its lifetime starts (the purchase or inquiry for implied consent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    basis_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -67,6 +74,8 @@ pub struct ContactCategoryView {
 pub enum ContactStatus {
     OptedIn,
     OptedOut,
+    /// Opted in, not confirmed yet (double opt-in): messages are refused until then.
+    PendingConfirmation,
     /// Never opted in or out.
     None,
 }
@@ -98,12 +107,15 @@ impl ContactView {
                 status: match current.map(|c| c.status) {
                     Some(ConsentStatus::OptedIn) => ContactStatus::OptedIn,
                     Some(ConsentStatus::OptedOut) => ContactStatus::OptedOut,
+                    Some(ConsentStatus::PendingConfirmation) => ContactStatus::PendingConfirmation,
                     None => ContactStatus::None,
                 },
                 since: current.map(|c| c.since),
                 method: current.and_then(|c| c.method),
                 notice_id: current.and_then(|c| c.notice_id).map(|id| id.as_uuid()),
                 event_id: current.map(|c| c.event_id.as_uuid()),
+                basis: current.and_then(|c| c.basis).map(|(basis, _)| basis),
+                basis_at: current.and_then(|c| c.basis).map(|(_, at)| at),
             }
         });
         ContactView { phone: phone.e164(), categories: categories.collect() }

@@ -27,9 +27,15 @@ async fn an_opt_out_through_one_server_is_in_effect_on_the_other_at_once() {
     let number = phone(1);
 
     opt_in(one.as_ref(), &business, number).await;
-    assert_eq!(other.consent_bits(&business, number).await.unwrap(), ConsentBits { opted_in: 0b11, opted_out: 0 });
+    assert_eq!(
+        other.consent_bits(&business, number).await.unwrap(),
+        ConsentBits { opted_in: 0b11, opted_out: 0, ..ConsentBits::default() }
+    );
     other.record_consent(&business, &opt_out(&business, number)).await.unwrap();
-    assert_eq!(one.consent_bits(&business, number).await.unwrap(), ConsentBits { opted_in: 0, opted_out: 0b11 });
+    assert_eq!(
+        one.consent_bits(&business, number).await.unwrap(),
+        ConsentBits { opted_in: 0, opted_out: 0b11, ..ConsentBits::default() }
+    );
     assert_eq!(one.contact_consent(business.id, number).await.unwrap().len(), 2);
 }
 

@@ -1,8 +1,10 @@
 //! Messages the send proxy forwarded (migration `0003_forwarded`), kept by platform message id so
 //! that status webhooks can be attributed to their template and category.
 
+use jiff::Timestamp;
 use optin_core::business::CategoryName;
 use optin_core::ids::BusinessId;
+use optin_core::phone::PhoneNumber;
 use optin_core::template::{TemplateLanguage, TemplateName};
 use optin_store::StoreError;
 use optin_store::channel::ForwardedMessage;
@@ -45,6 +47,38 @@ pub(crate) fn record_forwarded_message(batch: &mut Batch<'_>, message: &Forwarde
         })
         .map_err(db_error)?;
     Ok(())
+}
+
+/// For frequency caps: the times of the messages of `category` forwarded to each number in
+/// `(since, until]`, by number (in the order given), then time. One probe of the index
+/// `forwarded_messages_by_recipient` per number.
+pub(crate) fn recent_sends(
+    conn: &Connection,
+    business: BusinessId,
+    category: &CategoryName,
+    phones: &[PhoneNumber],
+    (since, until): (Timestamp, Timestamp),
+) -> Result<Vec<(PhoneNumber, Timestamp)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT sent_at FROM forwarded_messages
+             WHERE business_id = ?1 AND category = ?2 AND phone = ?3 AND sent_at > ?4 AND sent_at <= ?5
+             ORDER BY sent_at",
+        )
+        .map_err(db_error)?;
+    let (business, since, until) = (business.to_string(), time(since)?, time(until)?);
+    let mut sends = Vec::new();
+    for phone in phones {
+        let key = rows::phone_key(*phone);
+        let times = stmt
+            .query_map(params![business, category.as_str(), key, since, until], |row| row.get::<_, i64>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<i64>>>())
+            .map_err(db_error)?;
+        for sent_at in times {
+            sends.push((*phone, timestamp(sent_at, "forwarded_messages.sent_at")?));
+        }
+    }
+    Ok(sends)
 }
 
 pub(crate) fn forwarded_message(

@@ -55,6 +55,7 @@ pub async fn opt_in(
         notice_id: notice.id.to_string(),
         collected_at: None,
         evidence: json!({"page_url": "https://acme.example/join", "ip": "203.0.113.9"}).as_object().cloned().unwrap(),
+        terms: Default::default(),
     };
     record_opt_in(store, business, input, Timestamp::now()).await.unwrap()
 }

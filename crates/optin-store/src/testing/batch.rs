@@ -27,8 +27,8 @@ async fn consent_of_many_contacts_is_read_in_the_order_given(store: &dyn Store) 
 
     let asked = ["+14155550202", "+14155550299", "+14155550201", "+14155550202"].map(phone);
     let bits = store.consent_bits_many(&business, &asked).await.unwrap();
-    let both = ConsentBits { opted_in: 0b11, opted_out: 0 };
-    let offers_out = ConsentBits { opted_in: 0b01, opted_out: 0b10 };
+    let both = ConsentBits { opted_in: 0b11, opted_out: 0, ..ConsentBits::default() };
+    let offers_out = ConsentBits { opted_in: 0b01, opted_out: 0b10, ..ConsentBits::default() };
     assert_eq!(bits, [offers_out, ConsentBits::default(), both, offers_out], "in order, repeats answered again");
     for (number, one) in asked.iter().zip(&bits) {
         assert_eq!(store.consent_bits(&business, *number).await.unwrap(), *one, "the same answer as one by one");

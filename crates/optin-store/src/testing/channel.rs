@@ -265,7 +265,7 @@ fn opt_out_event(business: &Business, number: &str, recorded_at: Timestamp) -> C
 async fn consent_is_recorded_once_per_dedupe_key(store: &dyn Store) {
     let (acme, rival) = (new_business(store, "Once Acme").await, new_business(store, "Once Rival").await);
     let (number, t0) = ("+14155550301", base_time());
-    let opted_out = ConsentBits { opted_in: 0, opted_out: 0b11 };
+    let opted_out = ConsentBits { opted_in: 0, opted_out: 0b11, ..ConsentBits::default() };
 
     // A failed event leaves its key unused.
     let mut unknown_category = opt_out_event(&acme, number, t0);

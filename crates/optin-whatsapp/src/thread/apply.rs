@@ -233,8 +233,16 @@ impl ThreadActions<'_> {
         let evidence = Evidence::for_method(Method::WhatsappThread, evidence)
             .map_err(|e| ProcessError::Rejected(format!("{}: {e}", e.code())))?;
         let collected_at = truncate_to_microseconds(inbound.at.min(self.now));
-        let change =
-            ConsentChange::OptIn(OptIn { categories, method: Method::WhatsappThread, notice, evidence, collected_at });
+        let change = ConsentChange::OptIn(OptIn {
+            categories,
+            method: Method::WhatsappThread,
+            notice,
+            evidence,
+            collected_at,
+            basis: Default::default(),
+            basis_at: None,
+            needs_confirmation: false,
+        });
         self.record(dedupe_key, phone, change).await?;
         Ok(())
     }
@@ -328,6 +336,9 @@ impl ThreadActions<'_> {
             notice,
             evidence,
             collected_at,
+            basis: Default::default(),
+            basis_at: None,
+            needs_confirmation: false,
         });
         self.record(&format!("message:{}", inbound.message_id), asked.phone, change).await?;
         Ok(())

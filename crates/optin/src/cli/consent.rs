@@ -1,14 +1,14 @@
-//! `optin opt-in`, `optin opt-out`, `optin check` and `optin contact`.
+//! `optin opt-in`, `optin confirm`, `optin opt-out`, `optin check` and `optin contact`.
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use jiff::Timestamp;
 use optin_core::business::Business;
-use optin_core::consent::{ConsentStatus, OptOutSource};
+use optin_core::consent::OptOutSource;
 use optin_core::phone::Region;
 use optin_http::views::{ContactEvents, ContactView, DecisionView, RecordedView};
-use optin_store::intake::{self, OptInInput, OptOutInput, PhoneInput};
+use optin_store::intake::{self, ConfirmationInput, ConsentTerms, OptInInput, OptOutInput, PhoneInput};
 use optin_store::{Recorded, Store, tenancy};
 use serde_json::{Map, Value, json};
 
@@ -55,6 +55,32 @@ pub struct OptInArgs {
     /// One evidence field as KEY=VALUE; repeatable, merged into --evidence.
     #[arg(long = "evidence-field", value_name = "KEY=VALUE")]
     evidence_fields: Vec<String>,
+    /// What the consent rests on: express (default), implied_purchase or implied_inquiry.
+    #[arg(long)]
+    basis: Option<String>,
+    /// For implied consent: when the purchase or inquiry happened (RFC 3339); default --collected-at.
+    #[arg(long)]
+    basis_at: Option<String>,
+    /// Keep the opt-in pending until the person confirms it (`optin confirm`).
+    #[arg(long)]
+    double_opt_in: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    #[command(flatten)]
+    business: BusinessArg,
+    #[command(flatten)]
+    phone: PhoneArgs,
+    /// A category the person confirmed; repeatable. None: every category waiting for confirmation.
+    #[arg(long = "category")]
+    categories: Vec<String>,
+    /// How the person confirmed: whatsapp_thread, sms, web_form (a link)...
+    #[arg(long)]
+    method: String,
+    /// Evidence as a JSON object.
+    #[arg(long)]
+    evidence: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -115,16 +141,18 @@ async fn open_business(
     Ok((store, business))
 }
 
+/// An optional RFC 3339 argument, refused with `invalid_{name}`.
+fn parse_time_arg(text: Option<&str>, code: &'static str, name: &str) -> Result<Option<Timestamp>, Failure> {
+    text.map(|text| {
+        text.parse::<Timestamp>()
+            .map_err(|_| Failure::rejected(code, format!("{name} must be an RFC 3339 time, e.g. 2026-01-31T09:30:00Z")))
+    })
+    .transpose()
+}
+
 pub async fn opt_in(global: &GlobalArgs, output: Output, args: OptInArgs) -> Result<ExitCode, Failure> {
-    let collected_at = match &args.collected_at {
-        Some(text) => Some(text.parse::<Timestamp>().map_err(|_| {
-            Failure::rejected(
-                "invalid_collected_at",
-                "collected_at must be an RFC 3339 time, e.g. 2026-01-31T09:30:00Z",
-            )
-        })?),
-        None => None,
-    };
+    let collected_at = parse_time_arg(args.collected_at.as_deref(), "invalid_collected_at", "collected_at")?;
+    let basis_at = parse_time_arg(args.basis_at.as_deref(), "invalid_basis_at", "basis_at")?;
     let evidence = parse_evidence(args.evidence.as_deref(), &args.evidence_fields)?;
     let (store, business) = open_business(global, &args.business).await?;
     let input = OptInInput {
@@ -134,9 +162,24 @@ pub async fn opt_in(global: &GlobalArgs, output: Output, args: OptInArgs) -> Res
         notice_id: args.notice,
         collected_at,
         evidence,
+        terms: ConsentTerms { basis: args.basis, basis_at, double_opt_in: args.double_opt_in },
     };
     let recorded = intake::record_opt_in(store.as_ref(), &business, input, Timestamp::now()).await?;
     print_recorded(output, recorded, "opt-in");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn confirm(global: &GlobalArgs, output: Output, args: ConfirmArgs) -> Result<ExitCode, Failure> {
+    let evidence = parse_evidence(args.evidence.as_deref(), &[])?;
+    let (store, business) = open_business(global, &args.business).await?;
+    let input = ConfirmationInput {
+        phone: args.phone.input(),
+        categories: (!args.categories.is_empty()).then_some(args.categories),
+        method: args.method,
+        evidence,
+    };
+    let recorded = intake::record_confirmation(store.as_ref(), &business, input, Timestamp::now()).await?;
+    print_recorded(output, recorded, "confirmation");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -185,13 +228,10 @@ pub async fn run_contact(global: &GlobalArgs, output: Output, command: ContactCo
     let mut lines = vec![number.e164()];
     for category in &business.categories {
         let state = consent.get(&category.name);
-        let status = state.map_or("none", |s| match s.status {
-            ConsentStatus::OptedIn => "opted_in",
-            ConsentStatus::OptedOut => "opted_out",
-        });
+        let status = state.map_or("none", |s| s.status.as_str());
         let since = state.map(|s| s.since.to_string()).unwrap_or_default();
         let method = state.and_then(|s| s.method).map(|m| m.as_str()).unwrap_or_default();
-        lines.push(format!("  {:<24} {:<10} {since} {method}", category.name.as_str(), status));
+        lines.push(format!("  {:<24} {:<20} {since} {method}", category.name.as_str(), status));
     }
     let contact = ContactView::new(&business, number, &consent);
     if !events {

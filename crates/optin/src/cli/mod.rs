@@ -67,6 +67,8 @@ pub enum Command {
     Notice(business::NoticeCommand),
     /// Record an opt-in.
     OptIn(consent::OptInArgs),
+    /// Record that a person confirmed their pending opt-ins (double opt-in).
+    Confirm(consent::ConfirmArgs),
     /// Record an opt-out.
     OptOut(consent::OptOutArgs),
     /// Decide whether a message may be sent (exit status 0 allowed, 1 refused, 2 error).
@@ -135,6 +137,7 @@ pub async fn run(global: &GlobalArgs, command: Command) -> ExitCode {
         Command::Key(command) => business::run_key(global, output, command).await,
         Command::Notice(command) => business::run_notice(global, output, command).await,
         Command::OptIn(args) => consent::opt_in(global, output, args).await,
+        Command::Confirm(args) => consent::confirm(global, output, args).await,
         Command::OptOut(args) => consent::opt_out(global, output, args).await,
         Command::Check(args) => consent::check(global, output, args).await,
         Command::Contact(command) => consent::run_contact(global, output, command).await,

@@ -31,6 +31,24 @@ async fn jurisdiction_rules_from_the_command_line() {
             cli.run(&["check", "--business", &id, "--phone", phone, "--category", "offers", "--at", at, "--json"]);
         (output.status.code(), serde_json::from_slice::<Value>(&output.stdout).unwrap_or(Value::Null))
     };
+    // Germany expects double opt-in: the Berlin opt-in waits for `optin confirm`.
+    let (status, pending) = check("+4915112345678", "2026-06-10T12:00:00Z");
+    assert_eq!((status, pending["reasons"][0]["code"].as_str()), (Some(1), Some("opt_in_pending_confirmation")));
+    let confirmed = cli.json(&[
+        "confirm",
+        "--business",
+        &id,
+        "--phone",
+        "+4915112345678",
+        "--method",
+        "web_form",
+        "--evidence",
+        r#"{"ip": "203.0.113.9"}"#,
+    ]);
+    assert_eq!(confirmed["categories"][0]["outcome"], "applied", "{confirmed}");
+    let again = cli.run(&["confirm", "--business", &id, "--phone", "+4915112345678", "--method", "sms"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("error[nothing_to_confirm]"));
     // 20:30 in Miami: Florida's window ends at 20:00.
     let (status, decision) = check("+13055551234", "2026-06-11T00:30:00Z");
     assert_eq!(status, Some(1));

@@ -190,8 +190,13 @@ fn refusal_code(reason: &Reason) -> (i64, &'static str) {
         Reason::TemplateNotApproved(TemplateStatus::Paused) => (132_015, "Template is paused"),
         Reason::TemplateNotApproved(TemplateStatus::Disabled) => (132_016, "Template is disabled"),
         Reason::TemplateNotApproved(_) => (132_001, "Template is not approved in this language"),
-        Reason::NoOptIn | Reason::NotOptedInToTemplateCategory(_) => {
-            (INVALID_PARAMETER, "The recipient has not opted in to these messages")
+        Reason::NoOptIn
+        | Reason::NotOptedInToTemplateCategory(_)
+        | Reason::OptInPendingConfirmation
+        | Reason::ConsentExpired => (INVALID_PARAMETER, "The recipient has not opted in to these messages"),
+        // The platform's own per-user limit on marketing messages.
+        Reason::FrequencyCap { .. } => {
+            (131_049, "This message was not delivered to maintain healthy ecosystem engagement")
         }
         // The platform's own limit on messages from the number: the closest code.
         Reason::TierCapReached => (131_048, "Spam rate limit hit"),
@@ -213,6 +218,8 @@ mod tests {
             (Reason::TemplateNotFound, 132_001),
             (Reason::TemplateNotApproved(TemplateStatus::Pending), 132_001),
             (Reason::TemplateNotApproved(TemplateStatus::Paused), 132_015),
+            (Reason::FrequencyCap { max: 3, retry_after: None }, 131_049),
+            (Reason::OptInPendingConfirmation, INVALID_PARAMETER),
             (Reason::TemplateNotApproved(TemplateStatus::Disabled), 132_016),
             (Reason::NoOptIn, 100),
             (Reason::NotOptedInToTemplateCategory(CategoryName::parse("offers").unwrap()), 100),

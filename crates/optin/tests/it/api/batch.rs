@@ -47,7 +47,7 @@ async fn post_batch(app: &TestApp, key: &str, body: impl Into<Body>) -> Response
 }
 
 /// Posts the lines, checks the answer's status and media type, and returns its lines.
-async fn decide_lines(app: &TestApp, key: &str, lines: &[String]) -> Vec<Value> {
+pub(crate) async fn decide_lines(app: &TestApp, key: &str, lines: &[String]) -> Vec<Value> {
     let response = post_batch(app, key, lines.join("\n")).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[CONTENT_TYPE], "application/x-ndjson");

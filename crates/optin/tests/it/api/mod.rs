@@ -1,6 +1,8 @@
 //! The JSON API, one module per concern.
 
 mod batch;
+pub(crate) use batch::decide_lines;
+mod consent_terms;
 mod flow;
 mod idempotency;
 mod input;

@@ -33,6 +33,10 @@ async fn opted_in_business(app: &TestApp) -> crate::helpers::TestBusiness {
         let body = web_form_opt_in(phone, &["offers", "order_updates"], &notice);
         expect_json(app.post_opt_in(&acme.key, &body).await, StatusCode::CREATED).await;
     }
+    // Germany expects double opt-in: the Berlin number confirms.
+    let confirmation = json!({"phone": BERLIN, "method": "web_form", "evidence": {"ip": "203.0.113.9"}});
+    let confirmed = app.as_business(Method::POST, "/v1/confirmations", &acme.key).json(&confirmation).send();
+    expect_json(confirmed.await.unwrap(), StatusCode::CREATED).await;
     acme
 }
 

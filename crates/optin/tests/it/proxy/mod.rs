@@ -20,6 +20,7 @@ on_both_backends!(
     upstream_errors_come_back_unchanged_and_ambiguous_failures_are_not_retried,
     the_proxy_routes_are_documented,
     templates_outside_the_window_stop_at_the_messaging_limit,
+    the_frequency_cap_counts_forwarded_messages_of_the_category,
 );
 
 /// A business with a Cloud API sender, the `spring_sale` (marketing → `offers`) and
@@ -298,4 +299,49 @@ async fn templates_outside_the_window_stop_at_the_messaging_limit(app: TestApp) 
     channel.deliver(&window).await;
     let answered = channel.proxy_send(&free_form).await;
     assert_eq!(answered.status(), StatusCode::OK);
+}
+
+async fn the_frequency_cap_counts_forwarded_messages_of_the_category(app: TestApp) {
+    let channel = channel_with_templates(app).await;
+    // Florida caps marketing at 3 per 24 hours (shipped rules); its sending window is lifted so
+    // that the test does not depend on the hour.
+    let rules = "[country.US]\nquiet_hours = false\n[region.US-FL]\nquiet_hours = false\n";
+    expect_json(channel.put("/v1/jurisdiction-policy", &json!({"rules": rules})).await, StatusCode::OK).await;
+    let (miami, miami_wa_id) = ("+13055551234", "13055551234");
+    let opt_in = crate::helpers::web_form_opt_in(miami, &["offers", "order_updates"], &channel.notice_id);
+    expect_json(channel.app.post_opt_in(&channel.business.key, &opt_in).await, StatusCode::CREATED).await;
+    channel.opt_in(&["offers"]).await;
+    let to = |name: &str, wa_id: &str| {
+        let mut body = template_body(name);
+        body["to"] = json!(wa_id);
+        body
+    };
+    let first_sent = jiff::Timestamp::now();
+    for n in 1..=3 {
+        let response = channel.proxy_send(&to("spring_sale", miami_wa_id)).await;
+        assert_eq!(response.status(), StatusCode::OK, "marketing message {n} of 3");
+    }
+    let fourth = channel.proxy_send(&to("spring_sale", miami_wa_id)).await;
+    let refused = expect_graph_error(fourth, StatusCode::BAD_REQUEST, 131_049).await;
+    assert_eq!(reason_codes(&refused), ["frequency_cap"]);
+    let retry: jiff::Timestamp = text(&refused["optin_reasons"][0]["retry_after"]).parse().unwrap();
+    let day = jiff::SignedDuration::from_hours(24);
+    assert!(retry >= first_sent + day && retry < jiff::Timestamp::now() + day, "24 h after the first: {retry}");
+    // Utility messages are not capped, nor are recipients elsewhere (California).
+    assert_eq!(channel.proxy_send(&to("order_shipped", miami_wa_id)).await.status(), StatusCode::OK);
+    for _ in 0..4 {
+        assert_eq!(channel.proxy_send(&template_body("spring_sale")).await.status(), StatusCode::OK);
+    }
+    assert_eq!(channel.upstream.sent().len(), 3 + 1 + 4, "the refused message reached nobody");
+    // Decisions count the same sends: refused now, allowed once the period has passed.
+    let key = &channel.business.key;
+    let now = channel.app.post_decision(key, &json!({"phone": miami, "category": "offers"})).await;
+    let now = expect_json(now, StatusCode::OK).await;
+    assert_eq!(now["reasons"][0]["code"], "frequency_cap", "{now}");
+    let later = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(25)).to_string();
+    let tomorrow = channel.app.post_decision(key, &json!({"phone": miami, "category": "offers", "at": later})).await;
+    assert_eq!(expect_json(tomorrow, StatusCode::OK).await["allowed"], true);
+    let line = json!({"phone": miami, "category": "offers"}).to_string();
+    let batch = crate::api::decide_lines(&channel.app, key, &[line]).await;
+    assert_eq!(batch[0]["reasons"][0]["code"], "frequency_cap", "{batch:?}");
 }
