@@ -3,6 +3,8 @@
 //! "No" is a normal answer, not an error, so a decision carries every reason that applies
 //! instead of failing on the first one.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use jiff::Timestamp;
@@ -78,43 +80,44 @@ impl Reason {
         }
     }
 
-    pub fn detail(&self) -> String {
+    /// The reason in words (borrowed for every reason but those that name something).
+    pub fn detail(&self) -> Cow<'static, str> {
         match self {
-            Reason::InvalidPhone(error) => error.to_string(),
-            Reason::UnknownCategory(name) => format!("the business has no category `{name}`"),
-            Reason::NoOptIn => "the contact has not opted in to this category".to_owned(),
-            Reason::OptedOut => "the contact opted out of this category".to_owned(),
-            Reason::TemplateNotFound => "the business has no template with this name and language".to_owned(),
+            Reason::InvalidPhone(error) => error.to_string().into(),
+            Reason::UnknownCategory(name) => format!("the business has no category `{name}`").into(),
+            Reason::NoOptIn => "the contact has not opted in to this category".into(),
+            Reason::OptedOut => "the contact opted out of this category".into(),
+            Reason::TemplateNotFound => "the business has no template with this name and language".into(),
             Reason::TemplateNotApproved(status) => {
-                format!("the template's status is {}; only APPROVED templates can be sent", status.as_str())
+                format!("the template's status is {}; only APPROVED templates can be sent", status.as_str()).into()
             }
             Reason::TemplateNotLinked => {
                 "the template is linked to none of the business's categories; import it with `optin_category` \
                  or set a default for its template category"
-                    .to_owned()
+                    .into()
             }
             Reason::NotOptedInToTemplateCategory(category) => {
-                format!("the contact is not opted in to `{category}`, the template's category")
+                format!("the contact is not opted in to `{category}`, the template's category").into()
             }
             Reason::OutsideServiceWindow => {
                 "free-form messages can only be sent within 24 hours of the contact's last message; use a template"
-                    .to_owned()
+                    .into()
             }
-            Reason::Duplicate => "the number appeared earlier in this audience; that line has the decision".to_owned(),
+            Reason::Duplicate => "the number appeared earlier in this audience; that line has the decision".into(),
             Reason::QuietHours { window, .. } => {
-                format!("outside the sending hours in the recipient's local time ({window})")
+                format!("outside the sending hours in the recipient's local time ({window})").into()
             }
             Reason::FrequencyCap { max, .. } => {
-                format!("the recipient already got {max} messages of this category in the jurisdiction's period")
+                format!("the recipient already got {max} messages of this category in the jurisdiction's period").into()
             }
             Reason::TierCapReached => {
-                "the business's messaging limit (unique recipients in 24 hours) is reached".to_owned()
+                "the business's messaging limit (unique recipients in 24 hours) is reached".into()
             }
             Reason::ConsentExpired => {
-                "the contact's consent to this category has lapsed under the rules where they are; ask again".to_owned()
+                "the contact's consent to this category has lapsed under the rules where they are; ask again".into()
             }
             Reason::OptInPendingConfirmation => {
-                "the contact opted in to this category but has not confirmed it yet (double opt-in)".to_owned()
+                "the contact opted in to this category but has not confirmed it yet (double opt-in)".into()
             }
         }
     }
@@ -175,7 +178,7 @@ pub struct ReasonView {
 
 impl From<&Reason> for ReasonView {
     fn from(reason: &Reason) -> ReasonView {
-        ReasonView { code: reason.code(), detail: reason.detail(), retry_after: reason.retry_after() }
+        ReasonView { code: reason.code(), detail: reason.detail().into_owned(), retry_after: reason.retry_after() }
     }
 }
 
@@ -190,8 +193,19 @@ pub fn jurisdiction_reasons(
     default_zone: Option<&jiff::tz::TimeZone>,
 ) -> Vec<Reason> {
     let Some(place) = jurisdiction::locate(phone) else { return Vec::new() };
+    place_reasons(policy, &place, kind, at, default_zone)
+}
+
+/// [`jurisdiction_reasons`] for a recipient at `place`: the same for every number there.
+pub fn place_reasons(
+    policy: &JurisdictionPolicy,
+    place: &jurisdiction::Place,
+    kind: TemplateCategory,
+    at: Timestamp,
+    default_zone: Option<&jiff::tz::TimeZone>,
+) -> Vec<Reason> {
     policy
-        .check(&place, kind, at, default_zone)
+        .check(place, kind, at, default_zone)
         .into_iter()
         .map(|outcome| match outcome {
             RuleOutcome::QuietHours { window, retry_after } => {

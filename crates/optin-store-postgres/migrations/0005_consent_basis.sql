@@ -17,5 +17,7 @@ UPDATE consent_state SET basis = 'express', basis_at = since WHERE status = 'opt
 ALTER TABLE consent_state ADD CONSTRAINT consent_state_basis_only_for_opt_ins
     CHECK ((basis IS NULL) = (basis_at IS NULL) AND (status = 'opted_out') = (basis IS NULL));
 
--- A recipient's recent messages of one category, for frequency caps.
+-- A recipient's recent messages of one category, for frequency caps; and whether there are any at
+-- all, so that an audience is not looked up number by number when none was sent.
 CREATE INDEX forwarded_messages_by_recipient ON forwarded_messages (business_id, category, phone, sent_at);
+CREATE INDEX forwarded_messages_by_category ON forwarded_messages (business_id, category, sent_at);

@@ -34,5 +34,7 @@ FROM consent_state;
 DROP TABLE consent_state;
 ALTER TABLE consent_state_new RENAME TO consent_state;
 
--- A recipient's recent messages of one category, for frequency caps.
+-- A recipient's recent messages of one category, for frequency caps; and whether there are any at
+-- all, so that an audience is not looked up number by number when none was sent.
 CREATE INDEX forwarded_messages_by_recipient ON forwarded_messages (business_id, category, phone, sent_at);
+CREATE INDEX forwarded_messages_by_category ON forwarded_messages (business_id, category, sent_at);

@@ -1,8 +1,10 @@
 //! The per-business contact table of the consent index: phone key → consent bits.
 //!
-//! Open addressing with linear probing, at most half full, each slot holding the key and the
-//! bits together (24 bytes), so that a lookup usually costs one cache miss where a general map
-//! (control bytes, then the bucket) costs two. Measured on 1M contacts with the exactness check's
+//! Open addressing with linear probing, at most three quarters full, each slot holding the key and
+//! the bits together (40 bytes), so that a lookup usually costs one cache miss where a general map
+//! (control bytes, then the bucket) costs two. Three quarters rather than half: 10 million contacts
+//! fit 2^24 slots (640 MiB) instead of 2^25, for about one more probe per lookup of an unknown
+//! number, in the same or the next cache line. Measured on 1M contacts with the exactness check's
 //! `pread` before each lookup: ~100 ns less per lookup than hashbrown (the system call evicts the
 //! table's lines, so every lookup misses). Key 0 marks an empty slot: phone keys are at least 10^7.
 
@@ -59,7 +61,7 @@ impl ContactTable {
 
     pub(crate) fn insert(&mut self, key: u64, bits: ConsentBits) {
         debug_assert_ne!(key, 0, "phone keys are never 0");
-        if (self.len + 1) * 2 > self.slots.len() {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
         let index = self.position(key);

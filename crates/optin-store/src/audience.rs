@@ -15,19 +15,21 @@
 //! distinct numbers (briefly 230 MB while the set grows).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use jiff::Timestamp;
-use optin_core::business::{Business, CategorySlot};
+use optin_core::business::{Business, CategorySlot, TemplateCategory};
 use optin_core::consent::ConsentBits;
 use optin_core::decision::{
     Decision, Message, Reason, Standing, TemplateLookup, decide_message, frequency_cap_reason, may_have_lapsed,
+    place_reasons,
 };
-use optin_core::jurisdiction::{self, Cap};
+use optin_core::jurisdiction::{self, Cap, Place};
 use optin_core::phone::{PhoneNumber, PhoneNumberError, Region};
 use optin_core::template::{TemplateLanguage, TemplateName};
 
 use crate::UseCaseError;
-use crate::gate::{frequency_cap, lookup_template, time_rules};
+use crate::gate::lookup_template;
 use crate::jurisdiction::{LoadedPolicy, jurisdiction_policy};
 use crate::store::{Store, StoreError};
 
@@ -66,11 +68,49 @@ pub struct Audience {
     at: Timestamp,
     /// Whether allowed recipients take a place under the business's messaging limit.
     reserve: bool,
+    place_rules: PlaceRules,
 }
 
 impl Default for Audience {
     fn default() -> Audience {
-        Audience { messages: Vec::new(), at: Timestamp::now(), reserve: false }
+        Audience { messages: Vec::new(), at: Timestamp::now(), reserve: false, place_rules: PlaceRules::default() }
+    }
+}
+
+/// What the jurisdiction rules say at the audience's time per place and kind of message (quiet
+/// hours, frequency cap), remembered under the policy they were read from: every number in one
+/// place gets the same answer, and an audience comes from a handful of places.
+#[derive(Debug, Default)]
+struct PlaceRules {
+    policy: Option<Arc<LoadedPolicy>>,
+    by_place: HashMap<(Place, TemplateCategory), RulesThere, foldhash::fast::RandomState>,
+}
+
+/// The quiet-hours reasons and the frequency cap at one place for one kind of message.
+type RulesThere = (Vec<Reason>, Option<Cap>);
+
+impl PlaceRules {
+    /// The quiet-hours reasons and the frequency cap for a message counted against the category at
+    /// `slot` to `phone`, sent at `at` under `policy`.
+    fn get(
+        &mut self,
+        policy: &Arc<LoadedPolicy>,
+        business: &Business,
+        phone: &PhoneNumber,
+        slot: CategorySlot,
+        at: Timestamp,
+    ) -> RulesThere {
+        if !self.policy.as_ref().is_some_and(|known| Arc::ptr_eq(known, policy)) {
+            self.policy = Some(Arc::clone(policy));
+            self.by_place.clear();
+        }
+        let Some(place) = jurisdiction::locate(phone) else { return (Vec::new(), None) };
+        let kind = business.categories[slot.index()].template_category;
+        let rules = self.by_place.entry((place, kind)).or_insert_with(|| {
+            let quiet = place_reasons(&policy.policy, &place, kind, at, policy.default_zone.as_ref());
+            (quiet, policy.policy.frequency_cap(&place, kind))
+        });
+        rules.clone()
     }
 }
 
@@ -146,22 +186,26 @@ impl Audience {
         let policy = jurisdiction_policy(store, business.id).await?;
         let at = self.at;
         mark_lapsed(store, business, &policy, &mut resolved, at).await?;
+        let mut caps: Vec<Option<(CategorySlot, Cap)>> = Vec::with_capacity(requests.len());
         let mut decisions: Vec<AudienceDecision> = requests
             .iter()
             .zip(resolved)
             .map(|(request, resolved)| {
                 let (message, seen) = messages.get(request.message);
                 let mut decided = self.decide_one(message, seen, resolved);
+                let mut cap = None;
                 if let (Some(number), Some(slot)) = (decided.phone, counted_against(message))
                     && decided.decision.reasons != [Reason::Duplicate]
                 {
-                    decided.decision.reasons.extend(time_rules(&policy, business, &number, slot, at));
+                    let (quiet, frequency_cap) = self.place_rules.get(&policy, business, &number, slot, at);
+                    decided.decision.reasons.extend(quiet);
+                    cap = frequency_cap.map(|cap| (slot, cap));
                 }
+                caps.push(cap);
                 decided
             })
             .collect();
-        let counted = requests.iter().map(|request| counted_against(messages.get(request.message).0)).collect();
-        apply_frequency_caps(store, business, &policy, counted, &mut decisions, at).await?;
+        apply_frequency_caps(store, business, caps, &mut decisions, at).await?;
         if self.reserve {
             reserve(store, business, &mut decisions, at).await?;
         }
@@ -236,24 +280,18 @@ async fn mark_lapsed(
 }
 
 /// Adds `frequency_cap` to the decisions whose recipient already got the jurisdiction's maximum
-/// of messages of the category (`counted`: the category each request counts against): one store
-/// read per category and cap, for the numbers where a cap applies.
+/// of messages of the category (`caps`: the category and cap that apply to each request, if
+/// any): one store read per category and cap.
 async fn apply_frequency_caps(
     store: &dyn Store,
     business: &Business,
-    policy: &LoadedPolicy,
-    counted: Vec<Option<CategorySlot>>,
+    caps: Vec<Option<(CategorySlot, Cap)>>,
     decisions: &mut [AudienceDecision],
     at: Timestamp,
 ) -> Result<(), StoreError> {
     let mut groups: Vec<((CategorySlot, Cap), Vec<usize>)> = Vec::new();
-    for (index, slot) in counted.into_iter().enumerate() {
-        let decided = &decisions[index];
-        let (Some(phone), Some(slot)) = (decided.phone, slot) else { continue };
-        if decided.decision.reasons == [Reason::Duplicate] {
-            continue;
-        }
-        let Some(cap) = frequency_cap(policy, business, &phone, slot) else { continue };
+    for (index, cap) in caps.into_iter().enumerate() {
+        let Some((slot, cap)) = cap else { continue };
         match groups.iter_mut().find(|(key, _)| *key == (slot, cap)) {
             Some((_, members)) => members.push(index),
             None => groups.push(((slot, cap), vec![index])),

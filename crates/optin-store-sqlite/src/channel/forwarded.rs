@@ -50,8 +50,9 @@ pub(crate) fn record_forwarded_message(batch: &mut Batch<'_>, message: &Forwarde
 }
 
 /// For frequency caps: the times of the messages of `category` forwarded to each number in
-/// `(since, until]`, by number (in the order given), then time. One probe of the index
-/// `forwarded_messages_by_recipient` per number.
+/// `(since, until]`, by number (in the order given), then time: nothing when the business sent
+/// none of the category in the period (one probe of `forwarded_messages_by_category`), else one
+/// probe of `forwarded_messages_by_recipient` per number.
 pub(crate) fn recent_sends(
     conn: &Connection,
     business: BusinessId,
@@ -59,6 +60,17 @@ pub(crate) fn recent_sends(
     phones: &[PhoneNumber],
     (since, until): (Timestamp, Timestamp),
 ) -> Result<Vec<(PhoneNumber, Timestamp)>, StoreError> {
+    let (business, since, until) = (business.to_string(), time(since)?, time(until)?);
+    let any_sent: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM forwarded_messages
+                            WHERE business_id = ?1 AND category = ?2 AND sent_at > ?3 AND sent_at <= ?4)",
+        )
+        .and_then(|mut stmt| stmt.query_row(params![business, category.as_str(), since, until], |row| row.get(0)))
+        .map_err(db_error)?;
+    if !any_sent || phones.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut stmt = conn
         .prepare_cached(
             "SELECT sent_at FROM forwarded_messages
@@ -66,7 +78,6 @@ pub(crate) fn recent_sends(
              ORDER BY sent_at",
         )
         .map_err(db_error)?;
-    let (business, since, until) = (business.to_string(), time(since)?, time(until)?);
     let mut sends = Vec::new();
     for phone in phones {
         let key = rows::phone_key(*phone);

@@ -1,6 +1,8 @@
 //! Writing the answers: each line serialized straight from the decision (no view built per
 //! line), in the shape of `BatchDecisionView`.
 
+use std::borrow::Cow;
+
 use axum::body::Bytes;
 use optin_core::decision::{Reason, ReasonView};
 use optin_core::phone::PhoneNumber;
@@ -89,9 +91,25 @@ impl Serialize for ReasonList<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
         for reason in self.0 {
-            seq.serialize_element(&ReasonView::from(reason))?;
+            seq.serialize_element(&BorrowedReason::from(reason))?;
         }
         seq.end()
+    }
+}
+
+/// `ReasonView` with its detail borrowed: most details are constant, so a refusal costs no
+/// allocation.
+#[derive(Serialize)]
+struct BorrowedReason {
+    code: &'static str,
+    detail: Cow<'static, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<jiff::Timestamp>,
+}
+
+impl From<&Reason> for BorrowedReason {
+    fn from(reason: &Reason) -> BorrowedReason {
+        BorrowedReason { code: reason.code(), detail: reason.detail(), retry_after: reason.retry_after() }
     }
 }
 
