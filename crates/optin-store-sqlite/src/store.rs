@@ -171,6 +171,17 @@ impl SqliteStore {
             .await
     }
 
+    /// Copies the whole WAL back into the database file and truncates it, waiting for it (for
+    /// benchmarks: a bulk load leaves a WAL of up to 256 MiB, whose background checkpoint would
+    /// otherwise run during the measurement that follows).
+    #[doc(hidden)]
+    pub async fn checkpoint_for_benchmarks(&self) -> Result<(), StoreError> {
+        self.read(|conn| {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(crate::error::db_error)
+        })
+        .await
+    }
+
     /// How many write transactions this store's writer committed, and how many commands they
     /// held (their ratio is the average group-commit size).
     #[doc(hidden)]

@@ -83,7 +83,29 @@ impl Default for Audience {
 #[derive(Debug, Default)]
 struct PlaceRules {
     policy: Option<Arc<LoadedPolicy>>,
-    by_place: HashMap<(Place, TemplateCategory), RulesThere, foldhash::fast::RandomState>,
+    by_place: HashMap<PlaceKey, RulesThere, foldhash::fast::RandomState>,
+}
+
+/// A place and a kind of message, by identity: a place's codes and zones are static tables, so the
+/// same place always has the same addresses (comparing them costs no zone lookup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PlaceKey {
+    country: &'static str,
+    region: Option<&'static str>,
+    zones: (usize, usize),
+    kind: TemplateCategory,
+}
+
+impl PlaceKey {
+    fn new(place: &Place, kind: TemplateCategory) -> PlaceKey {
+        let zones = place.time_zone().zones();
+        PlaceKey {
+            country: place.country_code(),
+            region: place.region(),
+            zones: (zones.as_ptr().addr(), zones.len()),
+            kind,
+        }
+    }
 }
 
 /// The quiet-hours reasons and the frequency cap at one place for one kind of message.
@@ -106,7 +128,7 @@ impl PlaceRules {
         }
         let Some(place) = jurisdiction::locate(phone) else { return (Vec::new(), None) };
         let kind = business.categories[slot.index()].template_category;
-        let rules = self.by_place.entry((place, kind)).or_insert_with(|| {
+        let rules = self.by_place.entry(PlaceKey::new(&place, kind)).or_insert_with(|| {
             let quiet = place_reasons(&policy.policy, &place, kind, at, policy.default_zone.as_ref());
             (quiet, policy.policy.frequency_cap(&place, kind))
         });

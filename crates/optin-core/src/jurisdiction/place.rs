@@ -33,18 +33,6 @@ pub enum ZoneChoice {
     Ambiguous(&'static [TimeZone]),
 }
 
-/// By the place's codes and zone names, consistent with `Eq`: lets a caller remember per place
-/// what the rules say (the rules of a place at one instant are the same for every number there).
-impl std::hash::Hash for Place {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.country_code.hash(state);
-        self.region.hash(state);
-        for zone in self.time_zone.zones() {
-            zone.iana_name().hash(state);
-        }
-    }
-}
-
 impl ZoneChoice {
     pub fn zones(&self) -> &'static [TimeZone] {
         match *self {

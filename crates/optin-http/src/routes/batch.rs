@@ -3,7 +3,7 @@
 //! Both bodies stream, so an audience of millions is never held on either side: the response
 //! starts at once, and each chunk of about a thousand lines is read, decided with
 //! `optin_store::audience` (a couple of store reads, no transaction held between chunks) and
-//! written before the next is read. The request body is read directly (not through the body
+//! handed to the connection, at most a few chunks ahead of what it has written. The request body is read directly (not through the body
 //! limit), one line at a time with a bounded length. A line that cannot be read is answered
 //! `invalid_line` and the stream goes on; a store failure ends the response abruptly (without
 //! its last chunk), after the lines already answered, so the client sees a broken stream.
@@ -36,6 +36,8 @@ use crate::state::AppState;
 
 /// Lines decided together: one or two store reads each.
 const CHUNK_LINES: usize = 1_000;
+/// Chunks of answers decided ahead of what the connection has written.
+const CHUNKS_AHEAD: usize = 4;
 /// Longest line read; a longer one is answered `invalid_line`.
 const MAX_LINE_BYTES: usize = 4 * 1024;
 /// Longest text of a line's problem echoed back.
@@ -130,18 +132,15 @@ pub(crate) async fn decide_batch(
         lines: Vec::with_capacity(CHUNK_LINES),
         audience,
     };
-    // The stream runs after the handler returned (as hyper polls the body), inside its span.
-    let span = tracing::Span::current();
-    let chunks = futures::stream::unfold(Some(batch), move |state| {
-        async move {
-            let mut batch = state?;
-            match batch.answer_chunk().await {
-                Ok(Some(bytes)) => Some((Ok(bytes), Some(batch))),
-                Ok(None) => None,
-                Err(error) => Some((Err(error), None)),
-            }
-        }
-        .instrument(span.clone())
+    // The chunks are decided on a task of their own, inside the handler's span, a couple of chunks
+    // ahead of the connection: while the connection task writes one chunk's answers and reads the
+    // next lines, the next chunk is being decided (on another core). The bounded channel keeps at
+    // most `CHUNKS_AHEAD` chunks of answers in memory; a client that goes away closes it, which
+    // stops the task.
+    let (answers, received) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_AHEAD);
+    tokio::spawn(batch.answer_all(answers).instrument(tracing::Span::current()));
+    let chunks = futures::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|answer| (answer, received))
     });
     Ok(([(header::CONTENT_TYPE, NDJSON)], Body::from_stream(chunks)).into_response())
 }
@@ -172,6 +171,22 @@ pub(super) enum Parsed<'a> {
 }
 
 impl Batch {
+    /// Answers chunk after chunk into `answers` until the body ends, a store failure (sent as the
+    /// last item, which breaks the response) or the client goes away.
+    async fn answer_all(mut self, answers: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) {
+        loop {
+            let answer = match self.answer_chunk().await {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => return,
+                Err(error) => Err(error),
+            };
+            let failed = answer.is_err();
+            if answers.send(answer).await.is_err() || failed {
+                return;
+            }
+        }
+    }
+
     /// Reads, decides and writes the next chunk; `None` at the end of the body.
     async fn answer_chunk(&mut self) -> Result<Option<Bytes>, std::io::Error> {
         let Batch { state, business, reader, lines, audience } = self;
