@@ -18,6 +18,7 @@ pub mod limit;
 pub mod notice;
 pub mod phone;
 pub mod secret;
+pub mod sms;
 pub mod template;
 mod text;
 pub mod whatsapp;

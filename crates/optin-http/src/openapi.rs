@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     batch, business, businesses, channel, consent, contacts, decisions, inbox, jurisdiction, keys, ledger, limit,
-    notices, proxy, signals, system, templates, webhooks,
+    notices, proxy, signals, sms, system, templates, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -36,6 +36,9 @@ use crate::routes::{
         consent::record_opt_in,
         consent::record_opt_out,
         consent::record_confirmation,
+        sms::set_settings,
+        sms::get_settings,
+        sms::receive,
         decisions::decide,
         batch::decide_batch,
         contacts::get_contact,

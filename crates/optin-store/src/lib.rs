@@ -14,6 +14,7 @@ pub mod jurisdiction;
 pub mod ledger;
 mod records;
 mod rejection;
+pub mod sms;
 mod store;
 pub mod tenancy;
 #[cfg(feature = "testing")]

@@ -361,7 +361,7 @@ pub async fn set_channel_policy(
     write_document(store, business, POLICY_DOCUMENT, policy, now).await
 }
 
-async fn read_document<T: Default + for<'de> Deserialize<'de>>(
+pub(crate) async fn read_document<T: Default + for<'de> Deserialize<'de>>(
     store: &dyn Store,
     business: &Business,
     name: &str,
@@ -373,7 +373,7 @@ async fn read_document<T: Default + for<'de> Deserialize<'de>>(
     }
 }
 
-async fn write_document<T: Serialize>(
+pub(crate) async fn write_document<T: Serialize>(
     store: &dyn Store,
     business: &Business,
     name: &'static str,

@@ -15,6 +15,7 @@ pub(crate) mod limit;
 pub(crate) mod notices;
 pub(crate) mod proxy;
 pub(crate) mod signals;
+pub(crate) mod sms;
 pub(crate) mod system;
 pub(crate) mod templates;
 pub(crate) mod webhooks;
@@ -39,6 +40,7 @@ pub(crate) fn all() -> Router<AppState> {
         .merge(channel::router())
         .merge(jurisdiction::router())
         .merge(webhooks::router())
+        .merge(sms::router())
         .merge(templates::router())
         .merge(signals::router())
         .merge(limit::router())

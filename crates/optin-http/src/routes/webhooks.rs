@@ -117,7 +117,7 @@ pub(crate) async fn receive(
     Ok(axum::Json(Received { delivery_id }))
 }
 
-async fn business(state: &AppState, id: &str) -> Result<Business, ApiError> {
+pub(crate) async fn business(state: &AppState, id: &str) -> Result<Business, ApiError> {
     let not_found = || ApiError::not_found("business_not_found", "no business has this id");
     let id: BusinessId = id.parse().map_err(|_| not_found())?;
     state.store().business(id).await?.ok_or_else(not_found)
@@ -147,7 +147,7 @@ fn authenticate(settings: &WebhookSettings, headers: &HeaderMap, body: &[u8]) ->
     Ok(())
 }
 
-fn unauthorized(code: &'static str, detail: impl Into<String>) -> ApiError {
+pub(crate) fn unauthorized(code: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::client(StatusCode::UNAUTHORIZED, code, detail)
 }
 

@@ -8,6 +8,7 @@ mod idempotency;
 mod input;
 mod limits;
 mod operations;
+mod sms;
 mod tenancy;
 mod time_rules;
 mod two_servers;
