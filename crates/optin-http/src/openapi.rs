@@ -5,7 +5,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    batch, business, businesses, channel, consent, contacts, decisions, inbox, jurisdiction, keys, ledger, limit,
+    batch, business, businesses, channel, consent, contacts, decisions, inbox, ivr, jurisdiction, keys, ledger, limit,
     notices, proxy, signals, sms, system, templates, webhooks,
 };
 
@@ -36,6 +36,7 @@ use crate::routes::{
         consent::record_opt_in,
         consent::record_opt_out,
         consent::record_confirmation,
+        ivr::record_ivr_opt_in,
         sms::set_settings,
         sms::get_settings,
         sms::receive,

@@ -306,3 +306,71 @@ async fn find_notice(
 fn method_names() -> String {
     Method::ALL.map(|m| m.as_str()).join(", ")
 }
+
+/// What an IVR platform reports at the end of its consent step.
+#[derive(Debug, Clone)]
+pub struct IvrOptInInput {
+    /// The caller's number (caller ID).
+    pub caller: PhoneInput,
+    pub call_id: String,
+    /// The DTMF keys the caller pressed at the consent prompt.
+    pub key_pressed: String,
+    /// The key the script asks for to agree (default `1`).
+    pub agree_key: Option<String>,
+    /// The script the caller heard: a registered notice.
+    pub notice_id: String,
+    pub categories: Vec<String>,
+    /// Where the platform keeps the call's recording, if it does.
+    pub recording_ref: Option<String>,
+    /// The number the caller dialled.
+    pub called_number: Option<String>,
+    pub collected_at: Option<Timestamp>,
+}
+
+/// Records an IVR opt-in (method `ivr`) when the caller pressed the script's agree key; the call
+/// id, keys, recording reference and dialled number are its evidence, checked as for any opt-in.
+pub async fn record_ivr_opt_in(
+    store: &dyn Store,
+    business: &Business,
+    input: IvrOptInInput,
+    now: Timestamp,
+) -> Result<Recorded, UseCaseError> {
+    let is_dtmf = |keys: &str| {
+        (1..=8).contains(&keys.len()) && keys.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+    };
+    let agree_key = input.agree_key.unwrap_or_else(|| "1".to_owned());
+    let mut problems = Problems::default();
+    if !is_dtmf(&input.key_pressed) {
+        problems.push("invalid_key_pressed", "key_pressed must be 1 to 8 DTMF keys (0-9, *, #)");
+    }
+    if !is_dtmf(&agree_key) {
+        problems.push("invalid_agree_key", "agree_key must be 1 to 8 DTMF keys (0-9, *, #)");
+    }
+    problems.into_result()?;
+    if input.key_pressed != agree_key {
+        let detail = format!("the caller pressed {}, not the agree key {agree_key}: no consent", input.key_pressed);
+        return Err(
+            Rejection { kind: RejectionKind::Invalid, problems: vec![problem("ivr_not_agreed", detail)] }.into()
+        );
+    }
+    let mut evidence = Map::new();
+    evidence.insert("call_id".into(), Value::String(input.call_id));
+    evidence.insert("key_pressed".into(), Value::String(input.key_pressed));
+    evidence.insert("agree_key".into(), Value::String(agree_key));
+    if let Some(recording) = input.recording_ref {
+        evidence.insert("recording_ref".into(), Value::String(recording));
+    }
+    if let Some(called) = input.called_number {
+        evidence.insert("called_number".into(), Value::String(called));
+    }
+    let opt_in = OptInInput {
+        phone: input.caller,
+        categories: input.categories,
+        method: Method::Ivr.as_str().to_owned(),
+        notice_id: input.notice_id,
+        collected_at: input.collected_at,
+        evidence,
+        terms: ConsentTerms::default(),
+    };
+    record_opt_in(store, business, opt_in, now).await
+}

@@ -8,6 +8,7 @@ pub(crate) mod consent;
 pub(crate) mod contacts;
 pub(crate) mod decisions;
 pub(crate) mod inbox;
+pub(crate) mod ivr;
 pub(crate) mod jurisdiction;
 pub(crate) mod keys;
 pub(crate) mod ledger;
@@ -33,6 +34,7 @@ pub(crate) fn all() -> Router<AppState> {
         .merge(business::router())
         .merge(notices::router())
         .merge(consent::router())
+        .merge(ivr::router())
         .merge(decisions::router())
         .merge(batch::router())
         .merge(contacts::router())

@@ -6,6 +6,7 @@ mod consent_terms;
 mod flow;
 mod idempotency;
 mod input;
+mod ivr;
 mod limits;
 mod operations;
 mod sms;
