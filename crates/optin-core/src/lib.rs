@@ -9,6 +9,7 @@
 pub mod business;
 pub mod consent;
 pub mod decision;
+pub mod document;
 pub mod evidence;
 pub mod ids;
 pub mod jurisdiction;

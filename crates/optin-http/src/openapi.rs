@@ -5,8 +5,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    batch, business, businesses, channel, consent, contacts, decisions, inbox, ivr, jurisdiction, keys, ledger, limit,
-    notices, proxy, signals, sms, system, templates, webhooks,
+    batch, business, businesses, channel, consent, contacts, decisions, documents, inbox, ivr, jurisdiction, keys,
+    ledger, limit, notices, proxy, signals, sms, system, templates, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -37,6 +37,8 @@ use crate::routes::{
         consent::record_opt_out,
         consent::record_confirmation,
         ivr::record_ivr_opt_in,
+        documents::upload,
+        documents::download,
         sms::set_settings,
         sms::get_settings,
         sms::receive,

@@ -183,6 +183,12 @@ impl Store for PanickingStore {
     async fn record_forwarded_message(&self, _: &ForwardedMessage) -> Result<(), StoreError> {
         self.fail().await
     }
+    async fn put_document(&self, _: &optin_store::StoredDocument) -> Result<bool, StoreError> {
+        self.fail().await
+    }
+    async fn document(&self, _: BusinessId, _: &str) -> Result<Option<optin_store::StoredDocument>, StoreError> {
+        self.fail().await
+    }
     async fn recent_sends(
         &self,
         _: BusinessId,

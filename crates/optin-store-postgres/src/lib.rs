@@ -301,6 +301,18 @@ impl Store for PostgresStore {
         self.upsert_settings_document(document).await
     }
 
+    async fn put_document(&self, document: &optin_store::StoredDocument) -> Result<bool, StoreError> {
+        self.insert_document(document).await
+    }
+
+    async fn document(
+        &self,
+        business: BusinessId,
+        sha256: &str,
+    ) -> Result<Option<optin_store::StoredDocument>, StoreError> {
+        self.load_document(business, sha256).await
+    }
+
     async fn insert_delivery(
         &self,
         business: BusinessId,

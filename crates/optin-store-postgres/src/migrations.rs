@@ -29,6 +29,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "0003_forwarded", sql: include_str!("../migrations/0003_forwarded.sql") },
     Migration { version: 4, name: "0004_messaging_limit", sql: include_str!("../migrations/0004_messaging_limit.sql") },
     Migration { version: 5, name: "0005_consent_basis", sql: include_str!("../migrations/0005_consent_basis.sql") },
+    Migration { version: 6, name: "0006_documents", sql: include_str!("../migrations/0006_documents.sql") },
 ];
 
 /// The advisory lock key that serializes migrations between processes ("optin_mg").

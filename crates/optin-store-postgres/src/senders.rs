@@ -72,6 +72,47 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Inserts the document unless the business has it; whether it was new.
+    pub(crate) async fn insert_document(&self, document: &optin_store::StoredDocument) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let size = i64::try_from(document.content.len()).map_err(|_| corrupt("a document is too large"))?;
+        let sql = "INSERT INTO documents (business_id, sha256, media_type, size, content, uploaded_at)
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (business_id, sha256) DO NOTHING";
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+            &document.business_id.as_uuid(),
+            &document.sha256,
+            &document.media_type.as_str(),
+            &size,
+            &document.content,
+            &nanos(document.uploaded_at)?,
+        ];
+        Ok(client.execute(sql, &params).await.map_err(db)? == 1)
+    }
+
+    pub(crate) async fn load_document(
+        &self,
+        business: BusinessId,
+        sha256: &str,
+    ) -> Result<Option<optin_store::StoredDocument>, StoreError> {
+        const T: &str = "documents";
+        let client = self.client().await?;
+        let sql = "SELECT media_type, content, uploaded_at FROM documents WHERE business_id = $1 AND sha256 = $2";
+        let Some(row) = client.query_opt(sql, &[&business.as_uuid(), &sha256]).await.map_err(db)? else {
+            return Ok(None);
+        };
+        let media_type: &str = get(&row, T, "media_type")?;
+        Ok(Some(optin_store::StoredDocument {
+            business_id: business,
+            sha256: sha256.to_owned(),
+            media_type: optin_core::document::MediaType::parse(media_type)
+                .ok_or_else(|| corrupt("documents.media_type: unknown"))?,
+            content: get(&row, T, "content")?,
+            uploaded_at: timestamp(get(&row, T, "uploaded_at")?, T, "uploaded_at")?,
+        }))
+    }
+}
+
 /// Columns: `SENDER_COLUMNS`.
 fn sender(row: &Row) -> Result<Sender, StoreError> {
     const T: &str = "senders";

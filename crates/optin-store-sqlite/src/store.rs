@@ -424,6 +424,20 @@ impl Store for SqliteStore {
         self.writer.write(move |batch| senders::put_settings_document(batch, &document)).await
     }
 
+    async fn put_document(&self, document: &optin_store::StoredDocument) -> Result<bool, StoreError> {
+        let document = document.clone();
+        self.writer.write(move |batch| senders::put_document(batch, &document)).await
+    }
+
+    async fn document(
+        &self,
+        business: BusinessId,
+        sha256: &str,
+    ) -> Result<Option<optin_store::StoredDocument>, StoreError> {
+        let sha256 = sha256.to_owned();
+        self.read(move |conn| senders::document(conn, business, &sha256)).await
+    }
+
     async fn insert_delivery(
         &self,
         business: BusinessId,

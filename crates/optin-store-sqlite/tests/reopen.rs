@@ -49,7 +49,7 @@ async fn reopening_keeps_the_data_and_rebuilds_the_index() {
 
     assert!(migrate(&path).unwrap().is_empty(), "nothing left to apply");
     let applied_after: i64 = raw(&path).query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0)).unwrap();
-    assert_eq!((applied_before, applied_after), (5, 5));
+    assert_eq!((applied_before, applied_after), (6, 6));
 }
 
 #[test]
@@ -58,7 +58,14 @@ fn migrate_applies_each_migration_once() {
     let path = db_path(&dir);
     assert_eq!(
         migrate(&path).unwrap(),
-        ["0001_initial", "0002_whatsapp", "0003_forwarded", "0004_messaging_limit", "0005_consent_basis"]
+        [
+            "0001_initial",
+            "0002_whatsapp",
+            "0003_forwarded",
+            "0004_messaging_limit",
+            "0005_consent_basis",
+            "0006_documents"
+        ]
     );
     assert!(migrate(&path).unwrap().is_empty());
     drop(SqliteStore::open(&path).unwrap());

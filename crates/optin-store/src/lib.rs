@@ -8,6 +8,7 @@
 pub mod audience;
 pub mod capacity;
 pub mod channel;
+pub mod documents;
 pub mod gate;
 pub mod intake;
 pub mod jurisdiction;
@@ -21,6 +22,6 @@ pub mod tenancy;
 pub mod testing;
 pub mod whatsapp;
 
-pub use records::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse};
+pub use records::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse, StoredDocument};
 pub use rejection::{Problem, Rejection, RejectionKind, UseCaseError};
 pub use store::{Store, StoreError};

@@ -72,3 +72,14 @@ pub struct SavedResponse {
     pub body: String,
     pub created_at: Timestamp,
 }
+
+/// A scanned consent form, kept by the SHA-256 of its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    pub business_id: BusinessId,
+    /// Lower-case hex.
+    pub sha256: String,
+    pub media_type: optin_core::document::MediaType,
+    pub content: Vec<u8>,
+    pub uploaded_at: Timestamp,
+}

@@ -12,7 +12,7 @@ use crate::channel::{
     Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, ForwardedMessage, NewSignal, Sender, SentMessage,
     SettingsDocument, Sighting, Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
 };
-use crate::records::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse};
+use crate::records::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse, StoredDocument};
 
 /// Why a store call failed. Driver errors never cross this boundary except boxed in
 /// `Unavailable`, whose cause is logged and never shown to clients.
@@ -127,6 +127,11 @@ pub trait Store: Send + Sync + 'static {
     -> Result<Option<SettingsDocument>, StoreError>;
     /// Creates or replaces a settings document. `NotFound` for an unknown business.
     async fn put_settings_document(&self, document: &SettingsDocument) -> Result<(), StoreError>;
+
+    /// Keeps a scanned consent form under its SHA-256, once: `false` when the business already
+    /// had it (nothing is written). `NotFound` for an unknown business.
+    async fn put_document(&self, document: &StoredDocument) -> Result<bool, StoreError>;
+    async fn document(&self, business: BusinessId, sha256: &str) -> Result<Option<StoredDocument>, StoreError>;
 
     /// Appends a webhook delivery, as received, to the inbox (state `pending`). Durable once this
     /// returns: the webhook endpoint answers 200 only after it.

@@ -7,6 +7,7 @@ pub(crate) mod channel;
 pub(crate) mod consent;
 pub(crate) mod contacts;
 pub(crate) mod decisions;
+pub(crate) mod documents;
 pub(crate) mod inbox;
 pub(crate) mod ivr;
 pub(crate) mod jurisdiction;
@@ -35,6 +36,7 @@ pub(crate) fn all() -> Router<AppState> {
         .merge(notices::router())
         .merge(consent::router())
         .merge(ivr::router())
+        .merge(documents::router())
         .merge(decisions::router())
         .merge(batch::router())
         .merge(contacts::router())

@@ -11,7 +11,14 @@ async fn migrations_are_applied_once() {
     let database = TestDatabase::create().await;
     assert_eq!(
         PostgresStore::migrate(database.url()).await.unwrap(),
-        ["0001_initial", "0002_whatsapp", "0003_forwarded", "0004_messaging_limit", "0005_consent_basis"]
+        [
+            "0001_initial",
+            "0002_whatsapp",
+            "0003_forwarded",
+            "0004_messaging_limit",
+            "0005_consent_basis",
+            "0006_documents"
+        ]
     );
     assert!(PostgresStore::migrate(database.url()).await.unwrap().is_empty());
     let store = PostgresStore::connect(database.url()).await.unwrap();
@@ -23,7 +30,14 @@ async fn migrations_are_applied_once() {
     let names: Vec<&str> = rows.iter().map(|row| row.get("name")).collect();
     assert_eq!(
         names,
-        ["0001_initial", "0002_whatsapp", "0003_forwarded", "0004_messaging_limit", "0005_consent_basis"]
+        [
+            "0001_initial",
+            "0002_whatsapp",
+            "0003_forwarded",
+            "0004_messaging_limit",
+            "0005_consent_basis",
+            "0006_documents"
+        ]
     );
     assert_eq!(rows[0].get::<_, &str>("sha256").len(), 64);
 }
@@ -41,7 +55,14 @@ async fn servers_starting_together_apply_the_migrations_once() {
     }
     assert_eq!(
         applied,
-        ["0001_initial", "0002_whatsapp", "0003_forwarded", "0004_messaging_limit", "0005_consent_basis"],
+        [
+            "0001_initial",
+            "0002_whatsapp",
+            "0003_forwarded",
+            "0004_messaging_limit",
+            "0005_consent_basis",
+            "0006_documents"
+        ],
         "exactly one of them applied the migrations"
     );
 }
@@ -105,7 +126,7 @@ async fn a_database_of_the_first_version_is_upgraded_keeping_its_data() {
 
     assert_eq!(
         PostgresStore::migrate(database.url()).await.unwrap(),
-        ["0002_whatsapp", "0003_forwarded", "0004_messaging_limit", "0005_consent_basis"]
+        ["0002_whatsapp", "0003_forwarded", "0004_messaging_limit", "0005_consent_basis", "0006_documents"]
     );
     let store = PostgresStore::connect(database.url()).await.unwrap();
     let businesses = store.list_businesses().await.unwrap();

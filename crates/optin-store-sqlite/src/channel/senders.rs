@@ -131,3 +131,51 @@ pub(crate) fn settings_document(
         updated_at: timestamp(updated_at, "settings_documents.updated_at")?,
     }))
 }
+
+/// Inserts the document unless the business has it; whether it was new. `NotFound` for an
+/// unknown business (the foreign key).
+pub(crate) fn put_document(batch: &mut Batch<'_>, document: &optin_store::StoredDocument) -> Result<bool, StoreError> {
+    let uploaded_at = time(document.uploaded_at)?;
+    let size = i64::try_from(document.content.len()).map_err(|_| corrupt("a document is too large"))?;
+    let inserted = batch
+        .conn
+        .prepare_cached(
+            "INSERT INTO documents (business_id, sha256, media_type, size, content, uploaded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (business_id, sha256) DO NOTHING",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                document.business_id.to_string(),
+                document.sha256,
+                document.media_type.as_str(),
+                size,
+                document.content,
+                uploaded_at
+            ])
+        })
+        .map_err(db_error)?;
+    Ok(inserted == 1)
+}
+
+pub(crate) fn document(
+    conn: &Connection,
+    business: BusinessId,
+    sha256: &str,
+) -> Result<Option<optin_store::StoredDocument>, StoreError> {
+    let found: Option<(String, Vec<u8>, i64)> = conn
+        .prepare_cached("SELECT media_type, content, uploaded_at FROM documents WHERE business_id = ?1 AND sha256 = ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![business.to_string(), sha256], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .optional()
+        })
+        .map_err(db_error)?;
+    let Some((media_type, content, uploaded_at)) = found else { return Ok(None) };
+    Ok(Some(optin_store::StoredDocument {
+        business_id: business,
+        sha256: sha256.to_owned(),
+        media_type: optin_core::document::MediaType::parse(&media_type)
+            .ok_or_else(|| corrupt("documents.media_type is unknown"))?,
+        content,
+        uploaded_at: timestamp(uploaded_at, "documents.uploaded_at")?,
+    }))
+}

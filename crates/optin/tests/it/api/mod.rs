@@ -3,6 +3,7 @@
 mod batch;
 pub(crate) use batch::decide_lines;
 mod consent_terms;
+mod documents;
 mod flow;
 mod idempotency;
 mod input;
