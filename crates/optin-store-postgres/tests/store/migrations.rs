@@ -6,20 +6,14 @@ use sha2::Digest;
 
 use crate::support::raw_connection;
 
+/// Every migration, in order.
+const ALL_MIGRATIONS: [&str; 6] =
+    ["0001_initial", "0002_whatsapp", "0003_forwarded", "0004_messaging_limit", "0005_consent_basis", "0006_documents"];
+
 #[tokio::test]
 async fn migrations_are_applied_once() {
     let database = TestDatabase::create().await;
-    assert_eq!(
-        PostgresStore::migrate(database.url()).await.unwrap(),
-        [
-            "0001_initial",
-            "0002_whatsapp",
-            "0003_forwarded",
-            "0004_messaging_limit",
-            "0005_consent_basis",
-            "0006_documents"
-        ]
-    );
+    assert_eq!(PostgresStore::migrate(database.url()).await.unwrap(), ALL_MIGRATIONS);
     assert!(PostgresStore::migrate(database.url()).await.unwrap().is_empty());
     let store = PostgresStore::connect(database.url()).await.unwrap();
     store.ping().await.unwrap();
@@ -28,17 +22,7 @@ async fn migrations_are_applied_once() {
     let raw = raw_connection(database.url()).await;
     let rows = raw.query("SELECT version, name, sha256 FROM schema_migrations ORDER BY version", &[]).await.unwrap();
     let names: Vec<&str> = rows.iter().map(|row| row.get("name")).collect();
-    assert_eq!(
-        names,
-        [
-            "0001_initial",
-            "0002_whatsapp",
-            "0003_forwarded",
-            "0004_messaging_limit",
-            "0005_consent_basis",
-            "0006_documents"
-        ]
-    );
+    assert_eq!(names, ALL_MIGRATIONS);
     assert_eq!(rows[0].get::<_, &str>("sha256").len(), 64);
 }
 
@@ -53,18 +37,7 @@ async fn servers_starting_together_apply_the_migrations_once() {
     for start in starts {
         applied.extend(start.await.unwrap());
     }
-    assert_eq!(
-        applied,
-        [
-            "0001_initial",
-            "0002_whatsapp",
-            "0003_forwarded",
-            "0004_messaging_limit",
-            "0005_consent_basis",
-            "0006_documents"
-        ],
-        "exactly one of them applied the migrations"
-    );
+    assert_eq!(applied, ALL_MIGRATIONS, "exactly one of them applied the migrations");
 }
 
 #[tokio::test]
@@ -124,10 +97,7 @@ async fn a_database_of_the_first_version_is_upgraded_keeping_its_data() {
     let sql = "INSERT INTO schema_migrations (version, name, sha256) VALUES (1, '0001_initial', $1)";
     raw.execute(sql, &[&checksum]).await.unwrap();
 
-    assert_eq!(
-        PostgresStore::migrate(database.url()).await.unwrap(),
-        ["0002_whatsapp", "0003_forwarded", "0004_messaging_limit", "0005_consent_basis", "0006_documents"]
-    );
+    assert_eq!(PostgresStore::migrate(database.url()).await.unwrap(), ALL_MIGRATIONS[1..]);
     let store = PostgresStore::connect(database.url()).await.unwrap();
     let businesses = store.list_businesses().await.unwrap();
     assert_eq!(businesses.iter().map(|b| b.name.as_str()).collect::<Vec<_>>(), ["Old"]);
