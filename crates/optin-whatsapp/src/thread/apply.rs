@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use optin_core::business::{Business, CategoryName};
-use optin_core::consent::{ConsentChange, ConsentEvent, ConsentStatus, NoticeRef, OptIn, OptOut, OptOutSource};
+use optin_core::consent::{
+    Confirmation, ConsentChange, ConsentEvent, ConsentStatus, NoticeRef, OptIn, OptOut, OptOutSource,
+};
 use optin_core::decision::service_window_closes_at;
 use optin_core::evidence::{Evidence, Method};
 use optin_core::ids::{EventId, NoticeId};
@@ -215,6 +217,9 @@ impl ThreadActions<'_> {
             work.note(format!("re-subscription {dedupe_key} from a contact without a phone number: ignored"));
             return Ok(());
         };
+        if self.confirm_pending(phone, only, &mut evidence, inbound, dedupe_key).await? {
+            return Ok(());
+        }
         let categories = self.resubscribable(phone, only).await?;
         if categories.is_empty() {
             return Ok(());
@@ -245,6 +250,37 @@ impl ThreadActions<'_> {
         });
         self.record(dedupe_key, phone, change).await?;
         Ok(())
+    }
+
+    /// A START-family reply from a contact with opt-ins waiting for confirmation (double opt-in)
+    /// confirms them, the message being the proof: whether there were any.
+    async fn confirm_pending(
+        &self,
+        phone: PhoneNumber,
+        only: Option<&[CategoryName]>,
+        evidence: &mut Map<String, Value>,
+        inbound: &Inbound,
+        dedupe_key: &str,
+    ) -> Result<bool, ProcessError> {
+        let consent = self.store.contact_consent(self.business().id, phone).await?;
+        let pending: Vec<CategoryName> = consent
+            .iter()
+            .filter(|(name, state)| {
+                state.status == ConsentStatus::PendingConfirmation && only.is_none_or(|o| o.contains(name))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if pending.is_empty() {
+            return Ok(false);
+        }
+        evidence.entry("message_id").or_insert_with(|| Value::from(inbound.message_id.clone()));
+        let confirmation = Confirmation {
+            categories: pending,
+            method: Method::WhatsappThread,
+            evidence: Evidence::recorded(std::mem::take(evidence)),
+        };
+        self.record(dedupe_key, phone, ConsentChange::Confirmation(confirmation)).await?;
+        Ok(true)
     }
 
     /// The categories a re-subscription brings back: those the contact opted in to once and is

@@ -16,6 +16,7 @@ on_both_backends!(
     a_131050_failure_opts_out_of_marketing,
     an_opt_out_is_confirmed_once_in_the_contacts_language,
     start_resubscribes_only_what_was_opted_out_under_a_thread_notice,
+    a_start_reply_confirms_a_pending_double_opt_in,
     an_opt_out_from_a_username_only_contact_applies_once_their_number_is_known,
     a_confirmation_through_360dialog_uses_its_endpoint_and_key,
 );
@@ -195,6 +196,25 @@ async fn start_resubscribes_only_what_was_opted_out_under_a_thread_notice(app: T
     assert_eq!(event["method"], "whatsapp_thread");
     assert_eq!(event["evidence"]["message_id"], "wamid.rs3");
     assert_eq!(event["notice"]["id"], channel.notice_id.as_str());
+}
+
+async fn a_start_reply_confirms_a_pending_double_opt_in(app: TestApp) {
+    let channel = Channel::new(app).await;
+    let mut body = crate::helpers::web_form_opt_in(CONTACT, &["offers"], &channel.notice_id);
+    body["double_opt_in"] = json!(true);
+    let opt_in = channel.app.post_opt_in(&channel.business.key, &body).await;
+    crate::helpers::expect_json(opt_in, reqwest::StatusCode::CREATED).await;
+    assert_eq!(channel.decide("offers").await.1, ["opt_in_pending_confirmation"]);
+    // No notice for re-subscriptions is needed: this confirms an opt-in given under its own notice.
+    channel.deliver(&text_message("wamid.confirm1", "START", recent() - 5)).await;
+    assert!(channel.decide("offers").await.0, "confirmed by the reply");
+    let events = channel.events().await;
+    let event = last_event(&events);
+    assert_eq!((event["kind"].as_str(), event["method"].as_str()), (Some("confirmation"), Some("whatsapp_thread")));
+    assert_eq!(event["evidence"]["message_id"], "wamid.confirm1");
+    // The same delivery again records nothing new.
+    channel.deliver(&text_message("wamid.confirm1", "START", recent() - 5)).await;
+    assert_eq!(channel.events().await.len(), events.len());
 }
 
 async fn an_opt_out_from_a_username_only_contact_applies_once_their_number_is_known(app: TestApp) {
