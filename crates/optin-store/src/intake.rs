@@ -102,6 +102,29 @@ pub async fn record_opt_in(
     input: OptInInput,
     now: Timestamp,
 ) -> Result<Recorded, UseCaseError> {
+    let (phone, change) = check_opt_in(store, business, input, now).await?;
+    record(store, business, phone, change, now).await
+}
+
+/// [`record_opt_in`] once per `dedupe_key` (a provider's message id, say): `None`, recording
+/// nothing, when the business already used the key.
+pub async fn record_opt_in_once(
+    store: &dyn Store,
+    business: &Business,
+    input: OptInInput,
+    dedupe_key: &str,
+    now: Timestamp,
+) -> Result<Option<Recorded>, UseCaseError> {
+    let (phone, change) = check_opt_in(store, business, input, now).await?;
+    record_once(store, business, phone, change, dedupe_key, now).await
+}
+
+async fn check_opt_in(
+    store: &dyn Store,
+    business: &Business,
+    input: OptInInput,
+    now: Timestamp,
+) -> Result<(PhoneNumber, ConsentChange), UseCaseError> {
     let mut problems = Problems::default();
     let phone = problems.take(input.phone.parse());
     let categories = problems.take(resolve_categories(business, &input.categories));
@@ -136,7 +159,7 @@ pub async fn record_opt_in(
         text_sha256: notice.text_sha256,
     };
     let opt_in = OptIn { categories, method, notice, evidence, collected_at, basis, basis_at, needs_confirmation };
-    record(store, business, phone, ConsentChange::OptIn(opt_in), now).await
+    Ok((phone, ConsentChange::OptIn(opt_in)))
 }
 
 /// The basis and the start of its lifetime (`None`: from `collected_at`).
@@ -242,6 +265,23 @@ pub async fn record_opt_out(
     input: OptOutInput,
     now: Timestamp,
 ) -> Result<Recorded, UseCaseError> {
+    let (phone, change) = check_opt_out(business, input)?;
+    record(store, business, phone, change, now).await
+}
+
+/// [`record_opt_out`] once per `dedupe_key`: `None`, recording nothing, when the key was used.
+pub async fn record_opt_out_once(
+    store: &dyn Store,
+    business: &Business,
+    input: OptOutInput,
+    dedupe_key: &str,
+    now: Timestamp,
+) -> Result<Option<Recorded>, UseCaseError> {
+    let (phone, change) = check_opt_out(business, input)?;
+    record_once(store, business, phone, change, dedupe_key, now).await
+}
+
+fn check_opt_out(business: &Business, input: OptOutInput) -> Result<(PhoneNumber, ConsentChange), UseCaseError> {
     let mut problems = Problems::default();
     let phone = problems.take(input.phone.parse());
     let all_categories = input.categories.is_none();
@@ -266,7 +306,17 @@ pub async fn record_opt_out(
         evidence: Evidence::recorded(input.evidence),
         requested_at: None,
     });
-    record(store, business, phone, change, now).await
+    Ok((phone, change))
+}
+
+fn new_event(business: &Business, phone: PhoneNumber, change: ConsentChange, now: Timestamp) -> ConsentEvent {
+    ConsentEvent {
+        id: EventId::from_uuid(Uuid::new_v4()),
+        business_id: business.id,
+        phone,
+        change,
+        recorded_at: truncate_to_microseconds(now),
+    }
 }
 
 async fn record(
@@ -276,14 +326,18 @@ async fn record(
     change: ConsentChange,
     now: Timestamp,
 ) -> Result<Recorded, UseCaseError> {
-    let event = ConsentEvent {
-        id: EventId::from_uuid(Uuid::new_v4()),
-        business_id: business.id,
-        phone,
-        change,
-        recorded_at: truncate_to_microseconds(now),
-    };
-    Ok(store.record_consent(business, &event).await?)
+    Ok(store.record_consent(business, &new_event(business, phone, change, now)).await?)
+}
+
+async fn record_once(
+    store: &dyn Store,
+    business: &Business,
+    phone: PhoneNumber,
+    change: ConsentChange,
+    dedupe_key: &str,
+    now: Timestamp,
+) -> Result<Option<Recorded>, UseCaseError> {
+    Ok(store.record_consent_once(business, dedupe_key, &new_event(business, phone, change, now)).await?)
 }
 
 fn resolve_categories(business: &Business, names: &[String]) -> Result<Vec<CategoryName>, Problem> {

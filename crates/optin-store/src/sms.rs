@@ -239,7 +239,8 @@ pub async fn receive_sms(
         SmsRequest::Help => Some(replies::help(name, &settings.contact)),
         SmsRequest::Other => None,
         SmsRequest::Join { keyword, categories } => {
-            opt_in(store, business, number, from, &categories, evidence(&keyword), now).await?;
+            let key = dedupe_key(&inbound.message_sid);
+            opt_in(store, business, number, from, &categories, evidence(&keyword), &key, now).await?;
             Some(replies::joined(name, &categories))
         }
         SmsRequest::Stop { scope, keyword } => {
@@ -254,7 +255,7 @@ pub async fn receive_sms(
                 recorded_by: format!("sms keyword {keyword}"),
                 evidence: evidence(&keyword),
             };
-            intake::record_opt_out(store, business, input, now).await?;
+            intake::record_opt_out_once(store, business, input, &dedupe_key(&inbound.message_sid), now).await?;
             Some(replies::stopped(name))
         }
         SmsRequest::Start { keyword } => {
@@ -262,7 +263,8 @@ pub async fn receive_sms(
             if stopped.is_empty() {
                 None
             } else {
-                opt_in(store, business, number, from, &stopped, evidence(&keyword), now).await?;
+                let key = dedupe_key(&inbound.message_sid);
+                opt_in(store, business, number, from, &stopped, evidence(&keyword), &key, now).await?;
                 Some(replies::restarted(name))
             }
         }
@@ -287,6 +289,12 @@ async fn resubscribable(
         .collect())
 }
 
+/// The key that makes a provider's redelivery of one message record nothing new.
+fn dedupe_key(message_sid: &str) -> String {
+    format!("sms:{message_sid}")
+}
+
+#[allow(clippy::too_many_arguments)] // the opt-in's parts, each needed
 async fn opt_in(
     store: &dyn Store,
     business: &Business,
@@ -294,6 +302,7 @@ async fn opt_in(
     from: PhoneNumber,
     categories: &[CategoryName],
     evidence: Map<String, Value>,
+    dedupe_key: &str,
     now: Timestamp,
 ) -> Result<(), UseCaseError> {
     let input = OptInInput {
@@ -305,6 +314,6 @@ async fn opt_in(
         evidence,
         terms: Default::default(),
     };
-    intake::record_opt_in(store, business, input, now).await?;
+    intake::record_opt_in_once(store, business, input, dedupe_key, now).await?;
     Ok(())
 }

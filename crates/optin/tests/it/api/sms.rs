@@ -103,11 +103,14 @@ async fn keywords_opt_in_and_out_and_every_change_is_evidence(app: TestApp) {
         "{joined}"
     );
     assert!(sms.allowed("offers").await.0 && sms.allowed("order_updates").await.0);
+    // The provider redelivers the same message: answered again, recorded once (the events below).
+    assert_eq!(sms.text("  Join! ", "SM1").await, joined);
     let help = sms.text("HELP", "SM2").await;
     assert!(help.contains("Acme Shoes") && help.contains("help@acme.example") && help.contains("STOP"), "{help}");
     assert_eq!(sms.text("where is my order?", "SM3").await, "", "an ordinary message gets no reply");
     let stopped = sms.text("stop", "SM4").await;
     assert!(stopped.contains("unsubscribed") && stopped.contains("Acme Shoes"), "{stopped}");
+    sms.text("stop", "SM4").await;
     assert_eq!(sms.allowed("offers").await.1, ["opted_out"]);
     assert_eq!(sms.allowed("order_updates").await.1, ["opted_out"]);
     let restarted = sms.text("START", "SM5").await;
