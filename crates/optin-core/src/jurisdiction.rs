@@ -38,6 +38,9 @@ pub const SHIPPED_RULES: &str = include_str!("../data/jurisdictions.toml");
 #[derive(Debug, Clone)]
 pub struct JurisdictionPolicy {
     tables: PolicyTables,
+    /// Per basis (in `ConsentBasis::ALL` order): whether any table gives it a lifetime. Read on
+    /// every decision, so worked out once here.
+    lapsing_bases: [bool; 3],
 }
 
 /// A rule that stops a send at the instant asked about. `code()` is the stable reason code.
@@ -108,9 +111,10 @@ pub fn time_zone(name: &str) -> Result<TimeZone, JurisdictionError> {
 impl JurisdictionPolicy {
     /// The rules optin ships, `data/jurisdictions.toml`.
     pub fn shipped() -> &'static JurisdictionPolicy {
-        static SHIPPED: LazyLock<JurisdictionPolicy> = LazyLock::new(|| JurisdictionPolicy {
-            tables: PolicyTables::parse(SHIPPED_RULES)
-                .expect("data/jurisdictions.toml is valid (checked by a unit test)"),
+        static SHIPPED: LazyLock<JurisdictionPolicy> = LazyLock::new(|| {
+            JurisdictionPolicy::new(
+                PolicyTables::parse(SHIPPED_RULES).expect("data/jurisdictions.toml is valid (checked by a unit test)"),
+            )
         });
         &SHIPPED
     }
@@ -118,7 +122,17 @@ impl JurisdictionPolicy {
     /// A business's policy file (same schema as the shipped one) laid over the shipped rules.
     pub fn from_toml(text: &str) -> Result<JurisdictionPolicy, JurisdictionError> {
         let business = PolicyTables::parse(text)?;
-        Ok(JurisdictionPolicy { tables: JurisdictionPolicy::shipped().tables.merged_with(&business) })
+        Ok(JurisdictionPolicy::new(JurisdictionPolicy::shipped().tables.merged_with(&business)))
+    }
+
+    fn new(tables: PolicyTables) -> JurisdictionPolicy {
+        let lapsing_bases = ConsentBasis::ALL.map(|basis| {
+            std::iter::once(&tables.default)
+                .chain(tables.countries.values())
+                .chain(tables.regions.values())
+                .any(|rules| matches!(rules.lifetime(basis), Some(policy::Setting::On(_))))
+        });
+        JurisdictionPolicy { tables, lapsing_bases }
     }
 
     /// The rules that stop a `category` message to `place` at `at`; empty when it may go.
@@ -169,11 +183,8 @@ impl JurisdictionPolicy {
     /// Whether consent on `basis` can lapse anywhere under this policy: when it cannot, a decision
     /// need not read when the consent was given.
     pub fn may_expire(&self, basis: ConsentBasis) -> bool {
-        let tables = &self.tables;
-        std::iter::once(&tables.default)
-            .chain(tables.countries.values())
-            .chain(tables.regions.values())
-            .any(|rules| matches!(rules.lifetime(basis), Some(policy::Setting::On(_))))
+        let index = ConsentBasis::ALL.iter().position(|b| *b == basis).expect("every basis is in ALL");
+        self.lapsing_bases[index]
     }
 
     /// Whether opt-ins at `place` should stay pending until the person confirms them.

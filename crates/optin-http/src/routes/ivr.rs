@@ -58,6 +58,7 @@ pub(crate) struct IvrOptInRequest {
     request_body = IvrOptInRequest,
     responses(
         (status = 201, body = RecordedView),
+        (status = 409, description = "`idempotency_key_reused`", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "`ivr_not_agreed` (another key was pressed), `invalid_key_pressed`, `invalid_agree_key`, and every opt-in problem (`invalid_phone`, `unknown_notice`, `unknown_category`...)",
             body = ProblemDetails, content_type = "application/problem+json"),
     ))]
