@@ -203,5 +203,19 @@ fn truncate_for_message(text: &str) -> String {
     text.chars().take(16).collect()
 }
 
+/// Every country with its calling code (`("DE", 49)`), sorted by country code: what a country
+/// selector offers.
+pub fn countries_with_calling_codes() -> &'static [(String, u16)] {
+    static LIST: std::sync::OnceLock<Vec<(String, u16)>> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| {
+        let mut list: Vec<(String, u16)> = (1..=999u16)
+            .filter_map(|code| DATABASE.region(&code).map(|regions| (code, regions)))
+            .flat_map(|(code, regions)| regions.into_iter().filter(|r| r.len() == 2).map(move |r| (r.to_owned(), code)))
+            .collect();
+        list.sort();
+        list
+    })
+}
+
 #[cfg(test)]
 mod tests;

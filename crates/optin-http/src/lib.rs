@@ -18,6 +18,7 @@ mod idempotency;
 mod metrics;
 mod middleware;
 mod openapi;
+mod pages;
 mod routes;
 mod state;
 

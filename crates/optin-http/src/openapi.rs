@@ -5,8 +5,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    batch, business, businesses, channel, consent, contacts, decisions, documents, inbox, ivr, jurisdiction, keys,
-    ledger, limit, notices, proxy, signals, sms, system, templates, webhooks,
+    batch, business, businesses, channel, consent, contacts, decisions, documents, forms, inbox, ivr, jurisdiction,
+    keys, ledger, limit, notices, proxy, signals, sms, system, templates, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -42,6 +42,11 @@ use crate::routes::{
         sms::set_settings,
         sms::get_settings,
         sms::receive,
+        forms::put_form,
+        forms::get_form,
+        forms::list,
+        forms::delete_form,
+        forms::create_preference_link,
         decisions::decide,
         batch::decide_batch,
         contacts::get_contact,
@@ -76,6 +81,7 @@ use crate::routes::{
         (name = "system", description = "Health, readiness, metrics and this document"),
         (name = "whatsapp", description = "One business's WhatsApp setup, templates, signals and webhook inbox; `Authorization: Bearer <business API key>`"),
         (name = "webhooks", description = "Where Meta or 360dialog deliver webhooks: authenticated by the business's webhook settings"),
+        (name = "forms", description = "One business's hosted opt-in forms (`/f/{business}/{form}`, HTML for people) and preference links (`/p/{token}`); `Authorization: Bearer <business API key>`"),
         (name = "proxy", description = "The send proxy: a drop-in base URL for WhatsApp clients; the business API key where the client puts its platform token; errors in the platform's shape"),
     )
 )]

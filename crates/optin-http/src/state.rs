@@ -8,6 +8,7 @@ use optin_store::Store;
 
 use crate::forward::Forwarder;
 use crate::metrics::Metrics;
+use crate::pages::PageLimits;
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +19,13 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Largest webhook delivery or template file accepted (Meta sends up to 3 MB).
     pub large_body_limit_bytes: usize,
+    /// Posts to the hosted pages (form, confirmation, preferences) one IP address may make per minute.
+    pub page_posts_per_ip_per_minute: u32,
+    /// Form submissions for one phone number per hour.
+    pub form_posts_per_number_per_hour: u32,
+    /// Take the client's address and scheme from `X-Forwarded-For` / `X-Forwarded-Proto` (set it
+    /// only behind a reverse proxy that overwrites them).
+    pub trust_forwarded_headers: bool,
 }
 
 impl Default for HttpSettings {
@@ -26,6 +34,9 @@ impl Default for HttpSettings {
             body_limit_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             large_body_limit_bytes: 8 * 1024 * 1024,
+            page_posts_per_ip_per_minute: 20,
+            form_posts_per_number_per_hour: 5,
+            trust_forwarded_headers: false,
         }
     }
 }
@@ -41,12 +52,14 @@ pub struct AppState {
     metrics: Metrics,
     inbox_waker: Option<InboxWaker>,
     forwarder: Option<Arc<dyn Forwarder>>,
+    page_limits: Arc<PageLimits>,
 }
 
 impl AppState {
     /// Also installs the process's Prometheus recorder the first time it is called.
     pub fn new(store: Arc<dyn Store>, settings: HttpSettings) -> AppState {
-        AppState { store, settings, metrics: Metrics::new(), inbox_waker: None, forwarder: None }
+        let page_limits = Arc::new(PageLimits::new(&settings));
+        AppState { store, settings, metrics: Metrics::new(), inbox_waker: None, forwarder: None, page_limits }
     }
 
     /// Wakes the inbox processor after every stored webhook delivery (without one, deliveries
@@ -63,6 +76,10 @@ impl AppState {
     pub fn with_forwarder(mut self, forwarder: Arc<dyn Forwarder>) -> AppState {
         self.forwarder = Some(forwarder);
         self
+    }
+
+    pub(crate) fn page_limits(&self) -> &PageLimits {
+        &self.page_limits
     }
 
     pub(crate) fn forwarder(&self) -> Option<&dyn Forwarder> {

@@ -6,7 +6,7 @@ use optin_core::consent::{
     Confirmation, ConsentBasis, ConsentChange, ConsentEvent, ConsentStatus, NoticeRef, OptIn, OptOut, OptOutSource,
 };
 use optin_core::evidence::{Evidence, Method};
-use optin_core::ids::{EventId, NoticeId};
+use optin_core::ids::{BusinessId, EventId, NoticeId};
 use optin_core::notice::{Language, NoticeText, check_notice};
 use optin_core::phone::{PhoneNumber, Region};
 use optin_core::truncate_to_microseconds;
@@ -231,21 +231,70 @@ pub async fn record_confirmation(
     let (Some(phone), Some(categories), Some(method)) = (phone, categories, method) else {
         unreachable!("problems were reported")
     };
-    let state = store.contact_consent(business.id, phone).await?;
-    let pending: Vec<CategoryName> = state
-        .iter()
-        .filter(|(name, consent)| {
-            consent.status == ConsentStatus::PendingConfirmation && categories.as_ref().is_none_or(|c| c.contains(name))
-        })
-        .map(|(name, _)| name.clone())
-        .collect();
-    if pending.is_empty() {
-        let detail = "none of these categories is waiting for this contact's confirmation";
-        let problems = vec![problem("nothing_to_confirm", detail)];
+    let pending = pending_categories(store, business.id, phone, categories.as_deref(), now).await?;
+    if pending.live.is_empty() {
+        let problems = if pending.expired.is_empty() {
+            vec![problem("nothing_to_confirm", "none of these categories is waiting for this contact's confirmation")]
+        } else {
+            vec![problem("confirmation_expired", "the opt-in waited longer than its confirmation deadline")]
+        };
         return Err(Rejection { kind: RejectionKind::Conflict, problems }.into());
     }
-    let confirmation = Confirmation { categories: pending, method, evidence: Evidence::recorded(input.evidence) };
+    let confirmation = Confirmation { categories: pending.live, method, evidence: Evidence::recorded(input.evidence) };
     record(store, business, phone, ConsentChange::Confirmation(confirmation), now).await
+}
+
+/// The evidence field of an opt-in that sets how long it may wait for its confirmation (RFC 3339).
+/// Hosted forms set it; a confirmation after it is refused (`confirmation_expired`).
+pub const CONFIRMATION_DEADLINE: &str = "confirmation_deadline";
+
+/// A contact's categories waiting for confirmation (of `only`, when given).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingCategories {
+    /// May still be confirmed.
+    pub live: Vec<CategoryName>,
+    /// Their opt-in's confirmation deadline has passed: they stay unconfirmed.
+    pub expired: Vec<CategoryName>,
+}
+
+/// Finds the categories waiting for confirmation and splits them by their opt-in's deadline. Reads
+/// the contact's events only when something is pending (confirmations are rare).
+pub async fn pending_categories(
+    store: &dyn Store,
+    business: BusinessId,
+    phone: PhoneNumber,
+    only: Option<&[CategoryName]>,
+    now: Timestamp,
+) -> Result<PendingCategories, UseCaseError> {
+    let state = store.contact_consent(business, phone).await?;
+    let pending: Vec<(&CategoryName, EventId)> = state
+        .iter()
+        .filter(|(name, consent)| {
+            consent.status == ConsentStatus::PendingConfirmation && only.is_none_or(|c| c.contains(name))
+        })
+        .map(|(name, consent)| (name, consent.event_id))
+        .collect();
+    let mut split = PendingCategories::default();
+    if pending.is_empty() {
+        return Ok(split);
+    }
+    let events = store.contact_events(business, phone).await?;
+    for (name, event_id) in pending {
+        let deadline = events
+            .iter()
+            .find(|entry| entry.event_id == event_id)
+            .and_then(|entry| serde_json::from_str::<ConsentEvent>(&entry.content).ok())
+            .and_then(|event| match event.change {
+                ConsentChange::OptIn(opt_in) => opt_in.evidence.text(CONFIRMATION_DEADLINE)?.parse::<Timestamp>().ok(),
+                _ => None,
+            });
+        if deadline.is_some_and(|deadline| deadline <= now) {
+            split.expired.push(name.clone());
+        } else {
+            split.live.push(name.clone());
+        }
+    }
+    Ok(split)
 }
 
 /// An opt-out as a client submits it. No categories means all of them.

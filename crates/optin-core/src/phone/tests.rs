@@ -154,3 +154,12 @@ fn the_global_benchmark_mix_is_valid_mobile_numbers() {
         seeds.iter().filter(|seed| PhoneNumber::parse(seed, None).map(|p| p.e164()).as_deref() != Ok(**seed)).collect();
     assert!(failures.is_empty(), "not valid mobile numbers: {failures:?}");
 }
+
+#[test]
+fn the_country_list_has_calling_codes() {
+    let list = countries_with_calling_codes();
+    assert!(list.len() > 200, "{}", list.len());
+    assert!(list.contains(&("DE".to_owned(), 49)));
+    assert!(list.contains(&("US".to_owned(), 1)) && list.contains(&("CA".to_owned(), 1)));
+    assert!(list.windows(2).all(|w| w[0] < w[1]));
+}

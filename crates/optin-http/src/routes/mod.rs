@@ -8,6 +8,7 @@ pub(crate) mod consent;
 pub(crate) mod contacts;
 pub(crate) mod decisions;
 pub(crate) mod documents;
+pub(crate) mod forms;
 pub(crate) mod inbox;
 pub(crate) mod ivr;
 pub(crate) mod jurisdiction;
@@ -50,6 +51,8 @@ pub(crate) fn all() -> Router<AppState> {
         .merge(limit::router())
         .merge(inbox::router())
         .merge(proxy::router())
+        .merge(crate::pages::router())
+        .merge(forms::router())
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
 }

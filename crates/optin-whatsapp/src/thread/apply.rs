@@ -262,17 +262,13 @@ impl ThreadActions<'_> {
         inbound: &Inbound,
         dedupe_key: &str,
     ) -> Result<bool, ProcessError> {
-        let consent = self.store.contact_consent(self.business().id, phone).await?;
-        let pending: Vec<CategoryName> = consent
-            .iter()
-            .filter(|(name, state)| {
-                state.status == ConsentStatus::PendingConfirmation && only.is_none_or(|o| o.contains(name))
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        if pending.is_empty() {
-            return Ok(false);
+        let pending =
+            optin_store::intake::pending_categories(self.store, self.business().id, phone, only, self.now).await?;
+        if pending.live.is_empty() {
+            // Expired ones stay unconfirmed; the reply still was about them, not a re-subscription.
+            return Ok(!pending.expired.is_empty());
         }
+        let pending = pending.live;
         evidence.entry("message_id").or_insert_with(|| Value::from(inbound.message_id.clone()));
         let confirmation = Confirmation {
             categories: pending,

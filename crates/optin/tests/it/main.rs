@@ -11,6 +11,7 @@ mod cli_audience;
 mod cli_jurisdiction;
 mod cli_whatsapp;
 mod helpers;
+mod pages;
 mod proxy;
 mod server;
 mod whatsapp;
