@@ -36,6 +36,9 @@ async fn serve(global: &optin::cli::GlobalArgs, args: optin::cli::ServeArgs) -> 
             http: optin_http::HttpSettings {
                 body_limit_bytes: args.body_limit,
                 large_body_limit_bytes: args.webhook_body_limit,
+                page_posts_per_ip_per_minute: args.page_posts_per_ip_per_minute,
+                form_posts_per_number_per_hour: args.form_posts_per_number_per_hour,
+                trust_forwarded_headers: args.trust_forwarded_headers,
                 ..Default::default()
             },
         },

@@ -94,6 +94,8 @@ fn announce_operator_token(outcome: OperatorToken) {
 
 /// The name of the demo business `serve --demo` creates.
 pub const DEMO_BUSINESS_NAME: &str = "Demo Shoes";
+/// The demo business's hosted opt-in form: `/f/{business id}/signup`.
+pub const DEMO_FORM: &str = "signup";
 /// The file the demo business's id and API key are written to.
 pub const DEMO_KEY_FILE: &str = "demo-business";
 const DEMO_NOTICE: &str = "Yes, I agree to receive order updates and offers from Demo Shoes on WhatsApp. \
@@ -111,14 +113,29 @@ async fn ensure_demo_business(store: &dyn Store, data_dir: &Path) -> anyhow::Res
     let now = Timestamp::now();
     let (business, key) = optin_store::tenancy::create_business(store, DEMO_BUSINESS_NAME, &categories, now).await?;
     let notice = optin_store::intake::register_notice(store, &business, DEMO_NOTICE, "en", now).await?;
+    let form = optin_store::forms::FormInput {
+        categories: vec!["order_updates".to_owned(), "offers".to_owned()],
+        labels: [("offers".to_owned(), "Offers and new arrivals".to_owned())].into(),
+        notice_id: notice.id.to_string(),
+        language: None,
+        logo_url: None,
+        accent_colour: None,
+        allowed_origins: Vec::new(),
+        double_opt_in: false,
+        confirmation_message: None,
+        confirm_within_hours: None,
+    };
+    optin_store::forms::put_form(store, &business, DEMO_FORM, form, now).await?;
     let file = data_dir.join(DEMO_KEY_FILE);
     let contents =
         format!("OPTIN_BUSINESS_ID={}\nOPTIN_API_KEY={}\nOPTIN_NOTICE_ID={}", business.id, key.secret, notice.id);
     write_secret_file(&file, &contents)?;
     println!(
         "Created the demo business \"{DEMO_BUSINESS_NAME}\" with categories order_updates and offers.\n\
-         Its id, API key and notice id are in {} (shown once):\n{contents}",
-        file.display()
+         Its id, API key and notice id are in {} (shown once):\n{contents}\n\
+         Its opt-in form: /f/{}/{DEMO_FORM}",
+        file.display(),
+        business.id
     );
     Ok(())
 }

@@ -125,6 +125,16 @@ pub struct ServeArgs {
     /// Largest accepted webhook delivery or template file, in bytes (Meta sends up to 3 MB).
     #[arg(long, env = "OPTIN_WEBHOOK_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
     pub webhook_body_limit: usize,
+    /// Posts to the hosted pages (form, confirmation, preferences) one client address may make per minute.
+    #[arg(long, env = "OPTIN_PAGE_POSTS_PER_IP_PER_MINUTE", default_value_t = 20)]
+    pub page_posts_per_ip_per_minute: u32,
+    /// Form submissions for one phone number per hour.
+    #[arg(long, env = "OPTIN_FORM_POSTS_PER_NUMBER_PER_HOUR", default_value_t = 5)]
+    pub form_posts_per_number_per_hour: u32,
+    /// Take the client's address and scheme from X-Forwarded-For / X-Forwarded-Proto: only behind
+    /// a reverse proxy that sets them.
+    #[arg(long, env = "OPTIN_TRUST_FORWARDED_HEADERS")]
+    pub trust_forwarded_headers: bool,
 }
 
 /// Runs a CLI command that is not `serve` and returns the process exit status.
