@@ -325,7 +325,26 @@ pub fn humanize(category: &CategoryName) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn hostile_settings_and_headers_never_panic(text in "\\PC{0,200}") {
+            let _ = country_from_accept_language(&text);
+            if let Ok(origin) = Origin::parse(&text) {
+                // Whatever is accepted can go into a CSP header as one source.
+                prop_assert!(!origin.as_str().contains([' ', ';', ',', '\'', '"']));
+            }
+            if let Ok(url) = parse_logo_url(&text) {
+                prop_assert!(!url.contains(['"', '<', '>']));
+            }
+            let _ = Colour::parse(&text);
+            let _ = FormId::parse(&text);
+            let _ = PageLanguage::parse(&text);
+        }
+    }
 
     #[test]
     fn every_language_has_every_text() {
