@@ -354,10 +354,32 @@ struct ConfirmPage {
 }
 
 /// What a confirmation link opens, checked: the business, its form (if still there) and claims.
-async fn open_confirmation(
-    state: &AppState,
-    token: &str,
-) -> Result<Option<(Business, Option<Form>, ConfirmationClaims)>, UseCaseError> {
+struct Opened {
+    business: Business,
+    form: Option<Form>,
+    claims: ConfirmationClaims,
+}
+
+impl Opened {
+    fn language(&self) -> PageLanguage {
+        self.form.as_ref().map_or(PageLanguage::En, |f| f.language)
+    }
+
+    fn chrome(&self, title: &str) -> Chrome {
+        let chrome = Chrome::new(&self.business, self.language(), title);
+        match &self.form {
+            Some(form) => chrome.styled(form.accent_colour, form.logo_url.as_deref()),
+            None => chrome,
+        }
+    }
+
+    fn labels(&self) -> Vec<String> {
+        let name = |c: &CategoryName| self.form.as_ref().map_or_else(|| humanize(c), |f| label(f, c));
+        self.claims.categories.iter().map(name).collect()
+    }
+}
+
+async fn open_confirmation(state: &AppState, token: &str) -> Result<Option<Opened>, UseCaseError> {
     let Ok(unverified) = link::unverified_claims::<ConfirmationClaims>(token) else { return Ok(None) };
     let Some(business) = find_business(state, &unverified.business).await? else { return Ok(None) };
     let key = forms::link_key(state.store(), &business, Timestamp::now()).await?;
@@ -365,33 +387,25 @@ async fn open_confirmation(
         return Ok(None);
     };
     let form = forms::form(state.store(), &business, claims.form.as_str()).await?;
-    Ok(Some((business, form, claims)))
+    Ok(Some(Opened { business, form, claims }))
 }
 
 /// Shows what the link confirms and a button: opening a link (a mail scanner may) confirms nothing.
 pub(crate) async fn show_confirmation(State(state): State<AppState>, Path(token): Path<String>) -> Response {
-    let (business, form, claims) = match open_confirmation(&state, &token).await {
+    let opened = match open_confirmation(&state, &token).await {
         Ok(Some(opened)) => opened,
         Ok(None) => return not_available(PageLanguage::En),
         Err(error) => return unavailable(&error),
     };
-    let language = form.as_ref().map_or(PageLanguage::En, |f| f.language);
-    let texts = language.texts();
+    let texts = opened.language().texts();
     let page = ConfirmPage {
-        page: styled(Chrome::new(&business, language, &texts.confirm_title), form.as_ref()),
-        body: with_business(&texts.confirm_body, business.name.as_str()),
-        items: claims.categories.iter().map(|c| form.as_ref().map_or_else(|| humanize(c), |f| label(f, c))).collect(),
+        page: opened.chrome(&texts.confirm_title),
+        body: with_business(&texts.confirm_body, opened.business.name.as_str()),
+        items: opened.labels(),
         action: format!("/c/{token}"),
         button: texts.confirm_button.clone(),
     };
     html(StatusCode::OK, &page, &[])
-}
-
-fn styled(chrome: Chrome, form: Option<&Form>) -> Chrome {
-    match form {
-        Some(form) => chrome.styled(form.accent_colour, form.logo_url.as_deref()),
-        None => chrome,
-    }
 }
 
 /// Confirms: a `confirmation` event with the page's evidence.
@@ -405,15 +419,15 @@ pub(crate) async fn confirm(
     if !client.posted_by_our_page(&headers) {
         return forbidden(PageLanguage::En);
     }
-    let (business, form, claims) = match open_confirmation(&state, &token).await {
+    let opened = match open_confirmation(&state, &token).await {
         Ok(Some(opened)) => opened,
         Ok(None) => return not_available(PageLanguage::En),
         Err(error) => return unavailable(&error),
     };
-    let language = form.as_ref().map_or(PageLanguage::En, |f| f.language);
+    let (language, business, claims) = (opened.language(), &opened.business, &opened.claims);
     let texts = language.texts();
     if !state.page_limits().allow_ip(client.ip_addr) {
-        return too_many(&business, language, texts, &[]);
+        return too_many(business, language, texts, &[]);
     }
     let evidence = PageEvidence {
         page_url: format!("{}/c/", client.own_origin),
@@ -422,7 +436,7 @@ pub(crate) async fn confirm(
         user_agent: client.user_agent.clone(),
     };
     let outcome =
-        forms::confirm(state.store(), &business, &claims, evidence, link::reference(&token), Timestamp::now()).await;
+        forms::confirm(state.store(), business, claims, evidence, link::reference(&token), Timestamp::now()).await;
     let (status, title, paragraphs) = match outcome {
         Ok(Confirmed::Now(_) | Confirmed::Already(_)) => (StatusCode::OK, &texts.confirmed_title, Vec::new()),
         Err(UseCaseError::Rejected(rejection)) if rejection.code() == "confirmation_expired" => {
@@ -432,9 +446,9 @@ pub(crate) async fn confirm(
         Err(error) => return unavailable(&error),
     };
     let page = MessagePage {
-        page: styled(Chrome::new(&business, language, title), form.as_ref()),
+        page: opened.chrome(title),
         paragraphs,
-        items: claims.categories.iter().map(|c| form.as_ref().map_or_else(|| humanize(c), |f| label(f, c))).collect(),
+        items: opened.labels(),
         footer: Some(texts.stop_hint.clone()),
     };
     html(status, &page, &[])
