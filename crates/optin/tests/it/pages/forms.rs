@@ -39,6 +39,11 @@ async fn a_submission_records_a_web_form_opt_in_with_the_pages_evidence(app: Tes
         html.contains("<option value=\"AT\" data-calling-code=\"43\" selected>"),
         "the country comes from the browser"
     );
+    let overridden = format!("{}?country=gb", site.form_path("newsletter"));
+    let (_, _, gb) = site.page(&overridden, &[("accept-language", "de-AT")]).await;
+    assert!(gb.contains("<option value=\"GB\" data-calling-code=\"44\" selected>"), "?country overrides the browser");
+    let (_, _, none) = site.page(&site.form_path("newsletter"), &[("accept-language", "en")]).await;
+    assert!(none.contains("<option value=\"\" data-calling-code=\"0\" selected>"), "no guess: international format");
     let policy = headers["content-security-policy"].to_str().unwrap();
     assert!(policy.contains("frame-ancestors 'none'") && policy.contains("form-action 'self'"), "{policy}");
     assert_eq!(headers["x-frame-options"], "DENY");
