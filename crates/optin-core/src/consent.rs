@@ -220,7 +220,8 @@ pub enum CategoryOutcome {
     SupersededByOptOut,
     /// The opt-in is recorded and waits for the person's confirmation (double opt-in).
     AwaitingConfirmation,
-    /// Already waiting for confirmation: the event is kept, the first request stands.
+    /// Already waiting for confirmation: the newer request is the one waiting now (a confirmation
+    /// refers to it, and its deadline applies); an older one recorded late changes nothing.
     AlreadyAwaitingConfirmation,
     /// A confirmation for a category that was not waiting for one: nothing changes.
     NothingToConfirm,
@@ -277,11 +278,16 @@ fn fold_opt_in(
         _ if last_opt_out_at.is_some_and(|out| out >= opt_in.collected_at) => {
             (CategoryOutcome::SupersededByOptOut, None)
         }
-        Some(ConsentStatus::PendingConfirmation) if opt_in.needs_confirmation => {
+        Some(ConsentStatus::PendingConfirmation)
+            if opt_in.needs_confirmation && before.is_some_and(|b| b.since >= opt_in.collected_at) =>
+        {
             (CategoryOutcome::AlreadyAwaitingConfirmation, None)
         }
         _ => {
-            let (status, outcome) = if opt_in.needs_confirmation {
+            let already_waiting = status == Some(ConsentStatus::PendingConfirmation);
+            let (status, outcome) = if opt_in.needs_confirmation && already_waiting {
+                (ConsentStatus::PendingConfirmation, CategoryOutcome::AlreadyAwaitingConfirmation)
+            } else if opt_in.needs_confirmation {
                 (ConsentStatus::PendingConfirmation, CategoryOutcome::AwaitingConfirmation)
             } else {
                 (ConsentStatus::OptedIn, CategoryOutcome::Applied)

@@ -140,6 +140,13 @@ async fn check_opt_in(
     if collected_at < EARLIEST_COLLECTED_AT {
         problems.push("collected_at_out_of_range", "collected_at is before the year 2000");
     }
+    if let Some(deadline) = input.evidence.get(CONFIRMATION_DEADLINE) {
+        let parsed = deadline.as_str().and_then(|text| text.parse::<Timestamp>().ok());
+        if parsed.is_none_or(|deadline| deadline <= collected_at) {
+            let detail = "evidence.confirmation_deadline is an RFC 3339 time after collected_at";
+            problems.push("invalid_confirmation_deadline", detail);
+        }
+    }
     let evidence =
         method.and_then(|m| problems.take(Evidence::for_method(m, input.evidence).map_err(|e| problem(e.code(), e))));
     let notice = problems.take(find_notice(store, business, &input.notice_id).await?);

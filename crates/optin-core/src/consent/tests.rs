@@ -185,6 +185,21 @@ fn each_newly_requested_category_needs_its_own_confirmation() {
 }
 
 #[test]
+fn a_newer_request_is_the_one_waiting_for_confirmation() {
+    let first = pending_opt_in(1, 0, &["offers"]);
+    let newer = pending_opt_in(2, 50, &["offers"]);
+    let folded = apply(&replay(std::slice::from_ref(&first)), &newer);
+    assert_eq!(folded.outcomes, [(category("offers"), CategoryOutcome::AlreadyAwaitingConfirmation)]);
+    let offers = &replay(&[first.clone(), newer.clone()])[&category("offers")];
+    assert_eq!((offers.status, offers.since), (ConsentStatus::PendingConfirmation, at(50)));
+    assert_eq!(offers.event_id, EventId::from_uuid(Uuid::from_u128(2)));
+    // An older request recorded late changes nothing.
+    let late = pending_opt_in(3, 10, &["offers"]);
+    let folded = apply(&replay(&[first, newer]), &late);
+    assert!(folded.changed.is_empty(), "{folded:?}");
+}
+
+#[test]
 fn a_confirmation_changes_only_pending_categories_and_an_opt_out_cancels_a_pending_one() {
     let state = replay(&[opt_in(1, 0, 0, &["offers"]), pending_opt_in(2, 5, &["news"])]);
     let folded = apply(&state, &confirmation(3, 10, &["offers"]));

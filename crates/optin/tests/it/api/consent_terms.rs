@@ -11,6 +11,7 @@ use crate::helpers::{TestApp, expect_json, expect_problem, on_both_backends, tex
 
 on_both_backends!(
     a_double_opt_in_is_pending_until_the_person_confirms,
+    a_pending_opt_in_cannot_be_confirmed_after_its_deadline,
     the_jurisdiction_makes_opt_ins_pending_unless_they_came_from_the_number,
     implied_consent_lapses_after_its_lifetime_where_the_recipient_is,
     consent_terms_are_checked,
@@ -87,6 +88,32 @@ async fn a_double_opt_in_is_pending_until_the_person_confirms(app: TestApp) {
     assert_eq!(events["events"][1]["event"]["evidence"]["message_id"], "wamid.YES1");
     let report = app.verify_ledger(&acme.key).await;
     assert_eq!((report["intact"].as_bool(), report["verified_events"].as_u64()), (Some(true), Some(4)), "{report}");
+}
+
+async fn a_pending_opt_in_cannot_be_confirmed_after_its_deadline(app: TestApp) {
+    let acme = app.create_business("Acme Shoes").await;
+    let notice = app.register_notice(&acme.key).await;
+    let now = jiff::Timestamp::now();
+    let hours_ago = |hours: i64| (now - jiff::SignedDuration::from_hours(hours)).to_string();
+    let mut body = web_form_opt_in(SAN_FRANCISCO, &["offers"], &notice);
+    body["double_opt_in"] = json!(true);
+    body["collected_at"] = json!(hours_ago(3));
+    for bad in [json!("tomorrow"), json!(hours_ago(4)), json!(12)] {
+        body["evidence"]["confirmation_deadline"] = bad;
+        let response = app.post_opt_in(&acme.key, &body).await;
+        expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_confirmation_deadline").await;
+    }
+    body["evidence"]["confirmation_deadline"] = json!(hours_ago(1));
+    expect_json(app.post_opt_in(&acme.key, &body).await, StatusCode::CREATED).await;
+    let reply = json!({"phone": SAN_FRANCISCO, "method": "whatsapp_thread", "evidence": {"message_id": "wamid.LATE"}});
+    expect_problem(confirm(&app, &acme.key, &reply).await, StatusCode::CONFLICT, "confirmation_expired").await;
+    assert_eq!(decision_codes(&app, &acme.key, SAN_FRANCISCO, "offers").await, ["opt_in_pending_confirmation"]);
+    // A new opt-in starts a new wait.
+    body["collected_at"] = json!(now.to_string());
+    body["evidence"]["confirmation_deadline"] = json!((now + jiff::SignedDuration::from_hours(1)).to_string());
+    expect_json(app.post_opt_in(&acme.key, &body).await, StatusCode::CREATED).await;
+    expect_json(confirm(&app, &acme.key, &reply).await, StatusCode::CREATED).await;
+    assert!(app.decide(&acme.key, SAN_FRANCISCO, "offers").await.0);
 }
 
 async fn the_jurisdiction_makes_opt_ins_pending_unless_they_came_from_the_number(app: TestApp) {
