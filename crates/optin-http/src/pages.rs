@@ -184,8 +184,10 @@ pub(crate) struct Client {
     pub ip: String,
     pub ip_addr: Option<IpAddr>,
     pub user_agent: Option<String>,
-    /// `http://host:port` as the browser reached us.
+    /// `http://host:port` as the browser reached us (the `Host` header: compared with `Origin`).
     pub own_origin: String,
+    /// The base of links and of the page URLs kept as evidence: the configured public URL.
+    pub public_url: String,
 }
 
 impl Client {
@@ -199,11 +201,13 @@ impl Client {
         let ip_addr = forwarded.or(peer.0.map(|address| address.ip()));
         let scheme = trust.then(|| header_text(headers, "x-forwarded-proto")).flatten().filter(|p| p == "https");
         let host = header_text(headers, "host").unwrap_or_else(|| "localhost".to_owned());
+        let own_origin = format!("{}://{host}", scheme.as_deref().unwrap_or("http"));
         Client {
             ip: ip_addr.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
             ip_addr,
             user_agent: header_text(headers, "user-agent").map(|ua| ua.chars().take(512).collect()),
-            own_origin: format!("{}://{host}", scheme.as_deref().unwrap_or("http")),
+            public_url: state.public_url().map_or_else(|| own_origin.clone(), str::to_owned),
+            own_origin,
         }
     }
 

@@ -53,13 +53,22 @@ pub struct AppState {
     inbox_waker: Option<InboxWaker>,
     forwarder: Option<Arc<dyn Forwarder>>,
     page_limits: Arc<PageLimits>,
+    public_url: Option<Arc<str>>,
 }
 
 impl AppState {
     /// Also installs the process's Prometheus recorder the first time it is called.
     pub fn new(store: Arc<dyn Store>, settings: HttpSettings) -> AppState {
         let page_limits = Arc::new(PageLimits::new(&settings));
-        AppState { store, settings, metrics: Metrics::new(), inbox_waker: None, forwarder: None, page_limits }
+        AppState {
+            store,
+            settings,
+            metrics: Metrics::new(),
+            inbox_waker: None,
+            forwarder: None,
+            page_limits,
+            public_url: None,
+        }
     }
 
     /// Wakes the inbox processor after every stored webhook delivery (without one, deliveries
@@ -76,6 +85,19 @@ impl AppState {
     pub fn with_forwarder(mut self, forwarder: Arc<dyn Forwarder>) -> AppState {
         self.forwarder = Some(forwarder);
         self
+    }
+
+    /// Where people reach this server (`https://optin.example`): the base of the links optin
+    /// sends (a double opt-in's confirmation link goes out on WhatsApp) and shows. Without it, the
+    /// request's `Host` is used, which a client chooses: `optin serve` always sets one.
+    #[must_use]
+    pub fn with_public_url(mut self, url: &str) -> AppState {
+        self.public_url = Some(url.trim_end_matches('/').into());
+        self
+    }
+
+    pub(crate) fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
     }
 
     pub(crate) fn page_limits(&self) -> &PageLimits {

@@ -33,6 +33,7 @@ async fn serve(global: &optin::cli::GlobalArgs, args: optin::cli::ServeArgs) -> 
             database,
             admin_token: args.admin_token,
             demo: args.demo,
+            public_url: args.public_url.unwrap_or_else(|| format!("http://{}", args.listen)),
             http: optin_http::HttpSettings {
                 body_limit_bytes: args.body_limit,
                 large_body_limit_bytes: args.webhook_body_limit,

@@ -26,6 +26,8 @@ pub struct ServeSettings {
     pub database: DatabaseUrl,
     pub admin_token: Option<String>,
     pub demo: bool,
+    /// The base of the links optin sends and shows.
+    pub public_url: String,
     pub http: HttpSettings,
 }
 
@@ -64,7 +66,10 @@ pub async fn run(settings: ServeSettings) -> anyhow::Result<()> {
     let waker: optin_http::InboxWaker = Arc::new(move || processor.wake());
     let forwarder = UpstreamForwarder::for_request_timeout(settings.http.request_timeout)
         .context("while creating the proxy's upstream client")?;
-    let state = AppState::new(store, settings.http).with_inbox_waker(waker).with_forwarder(Arc::new(forwarder));
+    let state = AppState::new(store, settings.http)
+        .with_inbox_waker(waker)
+        .with_forwarder(Arc::new(forwarder))
+        .with_public_url(&settings.public_url);
     let router = optin_http::router(state);
     serve(router, listener, shutdown).await?;
     // Safe at any point: a delivery being processed keeps its claim and is taken again later.

@@ -236,7 +236,7 @@ pub(crate) async fn submit(
         categories: entered.ticked.clone(),
     };
     let evidence = PageEvidence {
-        page_url: format!("{}/f/{}/{}", client.own_origin, business.id, form.id.as_str()),
+        page_url: format!("{}/f/{}/{}", client.public_url, business.id, form.id.as_str()),
         referrer: claims.r.clone(),
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
@@ -245,7 +245,7 @@ pub(crate) async fn submit(
         Ok(submitted) => {
             let sent = match &submitted.confirmation {
                 Some(link) => {
-                    let url = format!("{}/c/{}", client.own_origin, link.token);
+                    let url = format!("{}/c/{}", client.public_url, link.token);
                     send_confirmation_message(&state, &business, &form, submitted.phone, &url).await
                 }
                 None => false,
@@ -430,7 +430,7 @@ pub(crate) async fn confirm(
         return too_many(business, language, texts, &[]);
     }
     let evidence = PageEvidence {
-        page_url: format!("{}/c/", client.own_origin),
+        page_url: format!("{}/c/", client.public_url),
         referrer: None,
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),

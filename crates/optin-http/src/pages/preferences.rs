@@ -142,7 +142,7 @@ pub(crate) async fn save(
         agreed: fields.iter().any(|(k, v)| k == "agree" && v == "yes"),
     };
     let evidence = PageEvidence {
-        page_url: format!("{}/p/", client.own_origin),
+        page_url: format!("{}/p/", client.public_url),
         referrer: None,
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),

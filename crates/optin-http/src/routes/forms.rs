@@ -51,8 +51,12 @@ fn view(form: Form, base: &str, business: &str) -> FormView {
     FormView { form, url, embed_html }
 }
 
-/// `http://host` as the client reached us (`X-Forwarded-Proto` when the server trusts it).
+/// The configured public URL; else `http://host` as the client reached us (`X-Forwarded-Proto`
+/// when the server trusts it).
 fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = state.public_url() {
+        return url.to_owned();
+    }
     let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let https = state.settings().trust_forwarded_headers
         && headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) == Some("https");

@@ -135,6 +135,10 @@ pub struct ServeArgs {
     /// a reverse proxy that sets them.
     #[arg(long, env = "OPTIN_TRUST_FORWARDED_HEADERS")]
     pub trust_forwarded_headers: bool,
+    /// Where people reach this server (https://optin.example): the base of the links it sends and
+    /// shows (confirmation links, preference links, form URLs). Default: http://<listen address>.
+    #[arg(long, env = "OPTIN_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// Runs a CLI command that is not `serve` and returns the process exit status.

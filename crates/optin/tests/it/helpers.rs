@@ -98,10 +98,13 @@ async fn serve_store(store: Arc<dyn Store>, database: Database, request_timeout:
         let processor = processor.clone();
         move || processor.wake()
     });
-    let state = AppState::new(Arc::clone(&store), settings).with_inbox_waker(waker).with_forwarder(test_forwarder());
-    let router = optin_http::router(state);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
     let address = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(Arc::clone(&store), settings)
+        .with_inbox_waker(waker)
+        .with_forwarder(test_forwarder())
+        .with_public_url(&address);
+    let router = optin_http::router(state);
     tokio::spawn(async move {
         optin::server::serve(router, listener, std::future::pending()).await.expect("the test server runs")
     });

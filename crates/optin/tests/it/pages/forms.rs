@@ -266,6 +266,8 @@ async fn a_double_opt_in_waits_for_the_link_sent_on_whatsapp(app: TestApp) {
     assert_eq!(message["template"]["name"], "confirm_signup");
     assert_eq!(message["template"]["language"]["code"], "en_US");
     let link = link_path_of(message);
+    let url = message["template"]["components"][0]["parameters"][0]["text"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{}/c/", site.app.address)), "{url}");
 
     // Opening the link shows a button and confirms nothing; the button confirms.
     let (status, _, confirm_page) = site.page(&link, &[]).await;
@@ -293,6 +295,22 @@ async fn a_double_opt_in_waits_for_the_link_sent_on_whatsapp(app: TestApp) {
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("signed up"), "{page}");
     assert!(site.app.decide(&site.business.key, PHONE, "offers").await.0);
+    // A client that lies about the Host cannot make the business's number send a link elsewhere.
+    let another = [("csrf", csrf.as_str()), ("phone", "+4915112345679"), ("category", "offers")];
+    let response = site
+        .app
+        .client
+        .post(format!("{}{path}", site.app.address))
+        .header("host", "evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(another).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let sent = upstream.wait_for_sent(2, std::time::Duration::from_secs(5)).await;
+    let url = sent[1].body["template"]["components"][0]["parameters"][0]["text"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{}/c/", site.app.address)), "the public URL, not the Host: {url}");
     // A forged link shows the friendly page.
     let (status, _, page) = site.page(&format!("{link}x"), &[]).await;
     assert_eq!((status, page.contains("This link does not work")), (StatusCode::NOT_FOUND, true));
