@@ -216,7 +216,8 @@ impl Client {
     fn posted_by_our_page(&self, headers: &HeaderMap) -> bool {
         let origin_ok = header_text(headers, "origin").is_none_or(|origin| {
             let host = |url: &str| url.split_once("://").map(|(_, rest)| rest.to_ascii_lowercase());
-            origin != "null" && host(&origin) == host(&self.own_origin)
+            // Behind a proxy that rewrites `Host`, the public URL is what the browser saw.
+            origin != "null" && (host(&origin) == host(&self.own_origin) || host(&origin) == host(&self.public_url))
         });
         let fetch_site_ok =
             header_text(headers, "sec-fetch-site").is_none_or(|site| site == "same-origin" || site == "none");

@@ -165,6 +165,20 @@ async fn posts_from_other_sites_and_forged_forms_are_refused(app: TestApp) {
         assert!(page.contains("This link does not work"));
     }
     assert!(site.events(PHONE).await.is_empty(), "nothing was recorded");
+    // Behind a reverse proxy that rewrites Host, a post from the public origin is ours.
+    let fields = [("csrf", csrf), ("phone", PHONE), ("category", "offers")];
+    let response = site
+        .app
+        .client
+        .post(format!("{}{path}", site.app.address))
+        .header("host", "10.0.0.7:8080")
+        .header("origin", site.app.address.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(fields).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 async fn submissions_for_one_number_are_rate_limited(app: TestApp) {
