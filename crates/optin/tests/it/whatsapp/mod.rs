@@ -86,6 +86,22 @@ impl Channel {
             .unwrap()
     }
 
+    /// Waits until the fake upstream received `count` messages from optin and optin remembered
+    /// them: it records a sent message after the upstream answers, so a reply delivered as soon as
+    /// the upstream has the question could otherwise find no question to answer.
+    pub async fn wait_sent_and_recorded(&self, count: usize) -> Vec<optin_whatsapp::testing::ReceivedMessage> {
+        let sent = self.upstream.wait_for_sent(count, Duration::from_secs(10)).await;
+        let business = self.business.id.parse().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        for message in &sent {
+            while self.app.store.sent_message(business, &message.wamid).await.unwrap().is_none() {
+                assert!(tokio::time::Instant::now() < deadline, "optin did not record {}", message.wamid);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        sent
+    }
+
     /// Delivers a webhook and waits until the server processed it; returns the delivery.
     pub async fn deliver(&self, payload: &Value) -> Value {
         let response = self.deliver_bytes(serde_json::to_vec(payload).unwrap()).await;

@@ -1,7 +1,5 @@
 //! The opt-in question inside the thread, and its answers.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::*;
@@ -27,7 +25,7 @@ async fn a_contact_who_writes_is_asked_once_and_a_tap_records_the_opt_in(app: Te
     let channel = Channel::new(app).await;
     enable_question(&channel, &["offers"]).await;
     channel.deliver(&text_message("wamid.hi1", "Hi! Do you have these in size 42?", recent())).await;
-    let sent = channel.upstream.wait_for_sent(1, Duration::from_secs(10)).await;
+    let sent = channel.wait_sent_and_recorded(1).await;
     let question = &sent[0];
     assert_eq!(question.body["type"], "interactive");
     assert_eq!(question.body["to"], WA_ID);
@@ -77,7 +75,7 @@ async fn no_question_when_the_contact_already_answered_for_every_category(app: T
     enable_question(&channel, &["offers", "order_updates"]).await;
     channel.opt_in(&["offers"]).await;
     channel.deliver(&text_message("wamid.q1", "Hello", recent())).await;
-    let sent = channel.upstream.wait_for_sent(1, Duration::from_secs(10)).await;
+    let sent = channel.wait_sent_and_recorded(1).await;
     let ids: Vec<&str> = sent[0].body["interactive"]["action"]["buttons"]
         .as_array()
         .unwrap()
@@ -98,7 +96,7 @@ async fn no_thanks_records_nothing(app: TestApp) {
     let channel = Channel::new(app).await;
     enable_question(&channel, &["offers"]).await;
     channel.deliver(&text_message("wamid.nt1", "Hi", recent())).await;
-    let sent = channel.upstream.wait_for_sent(1, Duration::from_secs(10)).await;
+    let sent = channel.wait_sent_and_recorded(1).await;
     channel.deliver(&button_reply("wamid.nt2", "optin:none", "No thanks", &sent[0].wamid, recent())).await;
     assert_eq!(channel.decide("offers").await.1, ["no_opt_in"]);
     assert!(channel.events().await.is_empty());
@@ -112,7 +110,7 @@ async fn more_than_two_categories_are_offered_as_a_list(app: TestApp) {
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     enable_question(&channel, &["offers", "order_updates", "style_tips"]).await;
     channel.deliver(&text_message("wamid.list1", "Hi", recent())).await;
-    let sent = channel.upstream.wait_for_sent(1, Duration::from_secs(10)).await;
+    let sent = channel.wait_sent_and_recorded(1).await;
     let interactive = &sent[0].body["interactive"];
     assert_eq!(interactive["type"], "list", "{interactive}");
     let rows = interactive["action"]["sections"][0]["rows"].as_array().unwrap();
