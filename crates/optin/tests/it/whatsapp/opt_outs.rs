@@ -215,6 +215,18 @@ async fn a_start_reply_confirms_a_pending_double_opt_in(app: TestApp) {
     // The same delivery again records nothing new.
     channel.deliver(&text_message("wamid.confirm1", "START", recent() - 5)).await;
     assert_eq!(channel.events().await.len(), events.len());
+    // A request past its confirmation deadline is not confirmed by a reply (nor re-subscribed).
+    let now = jiff::Timestamp::now();
+    let mut late = crate::helpers::web_form_opt_in(CONTACT, &["order_updates"], &channel.notice_id);
+    late["double_opt_in"] = json!(true);
+    late["collected_at"] = json!((now - jiff::SignedDuration::from_hours(3)).to_string());
+    late["evidence"]["confirmation_deadline"] = json!((now - jiff::SignedDuration::from_hours(1)).to_string());
+    let opt_in = channel.app.post_opt_in(&channel.business.key, &late).await;
+    crate::helpers::expect_json(opt_in, reqwest::StatusCode::CREATED).await;
+    let before = channel.events().await.len();
+    channel.deliver(&text_message("wamid.confirm2", "START", recent())).await;
+    assert_eq!(channel.decide("order_updates").await.1, ["opt_in_pending_confirmation"]);
+    assert_eq!(channel.events().await.len(), before, "nothing recorded");
 }
 
 async fn an_opt_out_from_a_username_only_contact_applies_once_their_number_is_known(app: TestApp) {
