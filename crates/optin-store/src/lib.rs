@@ -10,6 +10,7 @@ pub mod capacity;
 pub mod channel;
 pub mod documents;
 pub mod gate;
+pub mod import;
 pub mod intake;
 pub mod jurisdiction;
 pub mod ledger;
