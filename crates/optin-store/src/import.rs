@@ -193,8 +193,8 @@ impl<'s> Importer<'s> {
         let mut rejections = Vec::new();
         for (index, row) in rows.iter().enumerate() {
             let mut problems = Vec::new();
-            let checked = self.rows.check(&self.header, &self.business, row, &mut problems);
-            let notice = match checked.as_ref().map(|checked| checked.notice) {
+            let (checked, notice) = self.rows.check(&self.header, &self.business, row, &mut problems);
+            let notice = match notice {
                 Some(request) => Some(self.resolve_notice(request).await?),
                 None => None,
             };
@@ -228,7 +228,7 @@ impl<'s> Importer<'s> {
     }
 
     /// `import:` + hex SHA-256 of the row's normalized content, each part length-prefixed.
-    fn dedupe_key(&mut self, row: &CheckedRow<'_>, notice: &ResolvedNotice) -> String {
+    fn dedupe_key(&mut self, row: &CheckedRow, notice: &ResolvedNotice) -> String {
         let key = &mut self.key;
         key.clear();
         let mut part = |bytes: &[u8]| {
@@ -254,7 +254,7 @@ impl<'s> Importer<'s> {
         format!("import:{}", Hash::of(key).to_hex())
     }
 
-    fn event(&self, row_number: u64, row: CheckedRow<'_>, notice: optin_core::consent::NoticeRef) -> ConsentEvent {
+    fn event(&self, row_number: u64, row: CheckedRow, notice: optin_core::consent::NoticeRef) -> ConsentEvent {
         let mut evidence = row.evidence;
         evidence.insert("batch_id".into(), Value::String(self.options.batch_id.clone()));
         evidence.insert("original_method".into(), Value::String(row.method.as_str().to_owned()));
@@ -283,7 +283,7 @@ impl<'s> Importer<'s> {
         &self,
         index: usize,
         row: &RawRow,
-        checked: Option<&CheckedRow<'_>>,
+        checked: Option<&CheckedRow>,
         problems: Vec<Problem>,
     ) -> RowRejection {
         let phone = match checked {

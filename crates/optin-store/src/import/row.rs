@@ -26,16 +26,15 @@ pub(super) enum NoticeRequest<'r> {
     Text(&'r str, &'r str),
 }
 
-/// A row whose own cells passed every check (its notice is resolved next).
+/// A row whose own cells passed every check (its notice is resolved next, from its request).
 #[derive(Debug)]
-pub(super) struct CheckedRow<'r> {
+pub(super) struct CheckedRow {
     pub(super) phone: PhoneNumber,
     pub(super) categories: Vec<CategoryName>,
     pub(super) method: Method,
     pub(super) collected_at: Timestamp,
     /// The evidence columns' non-empty cells, checked as the original method requires.
     pub(super) evidence: Map<String, Value>,
-    pub(super) notice: NoticeRequest<'r>,
 }
 
 /// Checks rows against one header and business; remembers category cells it has seen.
@@ -49,23 +48,24 @@ impl RowChecker {
         RowChecker { now: truncate_to_microseconds(now), categories: HashMap::new() }
     }
 
-    /// The row's cells checked, or its problems (then `phone` is what the row said, for the
-    /// report). The notice is only named here, not looked up.
+    /// The row's cells checked, or its problems. The notice is only named here, not looked up;
+    /// it is named (second) whenever its cells are readable, so that a failing notice is
+    /// reported beside the row's other problems.
     pub(super) fn check<'r>(
         &mut self,
         header: &ImportHeader,
         business: &Business,
         row: &'r RawRow,
         problems: &mut Vec<Problem>,
-    ) -> Option<CheckedRow<'r>> {
+    ) -> (Option<CheckedRow>, Option<NoticeRequest<'r>>) {
         if row.too_long {
             problems.push(problem("row_too_long", "the row is longer than 64 KiB or has more than 256 fields"));
-            return None;
+            return (None, None);
         }
         if row.len() != header.len() {
             let detail = format!("the row has {} fields, the header {}", row.len(), header.len());
             problems.push(problem("invalid_row", detail));
-            return None;
+            return (None, None);
         }
         let mut cell = |index: usize, column: &str| -> Option<&'r str> {
             let bytes = row.field(index).unwrap_or_default();
@@ -93,14 +93,16 @@ impl RowChecker {
             (Some(method), Some(evidence)) => take(problems, check_evidence(method, evidence)),
             _ => None,
         };
-        Some(CheckedRow {
-            phone: phone?,
-            categories: categories?,
-            method: method?,
-            collected_at: collected_at?,
-            evidence: evidence?,
-            notice: notice?,
-        })
+        let checked = (|| {
+            Some(CheckedRow {
+                phone: phone?,
+                categories: categories?,
+                method: method?,
+                collected_at: collected_at?,
+                evidence: evidence?,
+            })
+        })();
+        (checked, notice)
     }
 
     fn categories(&mut self, business: &Business, text: &str) -> Result<Vec<CategoryName>, Problem> {
