@@ -43,7 +43,7 @@ use crate::rejection::{Problem, UseCaseError};
 use crate::store::{Store, StoreError};
 
 /// Rows checked and recorded together (one transaction each).
-pub const CHUNK_ROWS: usize = 2_000;
+pub const CHUNK_ROWS: usize = 5_000;
 /// Longest problem detail or phone echoed back in a rejection.
 const MAX_ECHO_CHARS: usize = 200;
 
