@@ -16,6 +16,7 @@ on_both_backends!(
     an_import_collected_before_a_later_opt_out_does_not_undo_it,
     a_broken_header_is_refused_before_anything_streams,
     hostile_csv_gives_row_rejections_never_a_failure,
+    a_file_of_several_chunks_streams_its_rejections_in_order,
 );
 
 const HEADER: &str =
@@ -248,4 +249,21 @@ async fn hostile_csv_gives_row_rejections_never_a_failure(app: TestApp) {
     assert!(lines.iter().any(|l| codes(l).contains(&"evidence_invalid")), "the formula is not a URL: {text}");
     assert_eq!(app.decide(&acme.key, "+14155550400", "offers").await, (true, vec![]));
     assert_eq!(app.verify_ledger(&acme.key).await["intact"], true);
+}
+
+async fn a_file_of_several_chunks_streams_its_rejections_in_order(app: TestApp) {
+    let (acme, notice_id) = business_with_notice(&app).await;
+    let rows: Vec<String> = (0..12_000)
+        .map(|i| match i {
+            10 | 6_000 | 11_999 => with(web_form(&format!("+1415{:07}", 2_000_000 + i), &notice_id), "ip", "nope"),
+            _ => with(web_form(&format!("+1415{:07}", 2_000_000 + i), &notice_id), "categories", "offers"),
+        })
+        .collect();
+    let body = format!("{HEADER}\n{}\n", rows.join("\n"));
+    let (rejections, summary) = import(&app, &acme.key, "", body).await;
+    let rejected: Vec<u64> = rejections.iter().map(|r| r["row"].as_u64().unwrap()).collect();
+    assert_eq!(rejected, [11, 6_001, 12_000], "in order, across chunks");
+    assert_eq!((summary["rows"].as_u64(), summary["imported"].as_u64()), (Some(12_000), Some(11_997)), "{summary}");
+    let ledger = app.verify_ledger(&acme.key).await;
+    assert_eq!((ledger["intact"].as_bool(), ledger["verified_events"].as_u64()), (Some(true), Some(11_997)));
 }
