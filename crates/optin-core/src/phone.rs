@@ -92,10 +92,17 @@ impl PhoneNumber {
         let parsed = std::panic::catch_unwind(|| phonenumber::parse(hint, &cleaned))
             .map_err(|_| PhoneNumberError::Unparseable)?
             .map_err(|_| PhoneNumberError::Unparseable)?;
-        if !parsed.is_valid() {
+        // `is_valid()` is `number_type() != Unknown` computed on the national number written with
+        // its leading zeros; without leading zeros (nearly every number) the two calls do the same
+        // work (finding the region's metadata, then matching every type's pattern), so the type
+        // is computed once. Numbers with leading zeros (Italy) keep the crate's own check.
+        let number_type = parsed.number_type(&DATABASE);
+        let valid =
+            if parsed.national().zeros() == 0 { number_type != PhoneNumberType::Unknown } else { parsed.is_valid() };
+        if !valid {
             return Err(PhoneNumberError::NotValid);
         }
-        reject_unreachable_type(parsed.number_type(&DATABASE))?;
+        reject_unreachable_type(number_type)?;
         let e164 = parsed.format().mode(Mode::E164).to_string();
         PhoneNumber::from_e164(&e164).ok_or(PhoneNumberError::NotValid)
     }

@@ -31,6 +31,7 @@ pub mod views {
     pub use crate::routes::consent::RecordedView;
     pub use crate::routes::contacts::{ContactEvents, ContactView};
     pub use crate::routes::decisions::DecisionView;
+    pub use crate::routes::imports::{ImportRejectionView, ImportSummaryView};
     pub use crate::routes::inbox::{DeliveryList, DeliveryView};
     pub use crate::routes::jurisdiction::JurisdictionView;
     pub use crate::routes::keys::{IssuedKeyView, KeyList};

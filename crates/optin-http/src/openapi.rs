@@ -5,8 +5,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    batch, business, businesses, channel, consent, contacts, decisions, documents, forms, inbox, ivr, jurisdiction,
-    keys, ledger, limit, notices, proxy, signals, sms, system, templates, webhooks,
+    batch, business, businesses, channel, consent, contacts, decisions, documents, forms, imports, inbox, ivr,
+    jurisdiction, keys, ledger, limit, notices, proxy, signals, sms, system, templates, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -49,6 +49,7 @@ use crate::routes::{
         forms::create_preference_link,
         decisions::decide,
         batch::decide_batch,
+        imports::import_opt_ins,
         contacts::get_contact,
         contacts::list_contact_events,
         ledger::verify_ledger,

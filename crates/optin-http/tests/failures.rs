@@ -156,6 +156,16 @@ impl Store for PanickingStore {
     ) -> Result<Option<Recorded>, StoreError> {
         self.fail().await
     }
+    async fn record_consent_batch_once(
+        &self,
+        _: &Business,
+        _: Vec<(String, ConsentEvent)>,
+    ) -> Result<Vec<Option<Recorded>>, StoreError> {
+        self.fail().await
+    }
+    async fn dedupe_keys_used(&self, _: BusinessId, _: &[String]) -> Result<Vec<bool>, StoreError> {
+        self.fail().await
+    }
     async fn put_templates(&self, _: BusinessId, _: &[StoredTemplate]) -> Result<(), StoreError> {
         self.fail().await
     }

@@ -22,6 +22,7 @@
 //! Times are stored as nanoseconds since the epoch, so they come back exactly as given.
 
 mod consent;
+mod consent_batch;
 mod contacts;
 mod error;
 mod forwarded;
@@ -375,6 +376,18 @@ impl Store for PostgresStore {
         event: &ConsentEvent,
     ) -> Result<Option<Recorded>, StoreError> {
         self.append_consent_event_once(business, Some(dedupe_key), event).await
+    }
+
+    async fn record_consent_batch_once(
+        &self,
+        business: &Business,
+        events: Vec<(String, ConsentEvent)>,
+    ) -> Result<Vec<Option<Recorded>>, StoreError> {
+        self.append_consent_events_once(business, &events).await
+    }
+
+    async fn dedupe_keys_used(&self, business: BusinessId, keys: &[String]) -> Result<Vec<bool>, StoreError> {
+        self.load_dedupe_keys_used(business, keys).await
     }
 
     async fn put_templates(&self, business: BusinessId, templates: &[StoredTemplate]) -> Result<(), StoreError> {

@@ -226,3 +226,16 @@ pub(crate) fn saved_response(
         .map_err(db_error)?;
     row.map(SavedResponse::try_from).transpose()
 }
+
+/// Which of `keys` the business used as consent dedupe keys, in order.
+pub(crate) fn dedupe_keys_used(
+    conn: &Connection,
+    business: BusinessId,
+    keys: &[String],
+) -> Result<Vec<bool>, StoreError> {
+    let business = business.to_string();
+    let mut stmt = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM consent_dedupe WHERE business_id = ?1 AND key = ?2)")
+        .map_err(db_error)?;
+    keys.iter().map(|key| stmt.query_row((&business, key), |row| row.get(0)).map_err(db_error)).collect()
+}

@@ -516,6 +516,30 @@ impl Store for SqliteStore {
         self.writer.write(move |batch| commands::record_consent_once(batch, &dedupe_key, &event)).await
     }
 
+    #[tracing::instrument(skip_all, fields(business = %business.id, events = events.len()))]
+    async fn record_consent_batch_once(
+        &self,
+        business: &Business,
+        events: Vec<(String, ConsentEvent)>,
+    ) -> Result<Vec<Option<Recorded>>, StoreError> {
+        if events.iter().any(|(_, event)| event.business_id != business.id) {
+            return Err(StoreError::Conflict { constraint: "event_business_id" });
+        }
+        self.writer
+            .write(move |batch| {
+                events
+                    .iter()
+                    .map(|(dedupe_key, event)| commands::record_consent_once(batch, dedupe_key, event))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn dedupe_keys_used(&self, business: BusinessId, keys: &[String]) -> Result<Vec<bool>, StoreError> {
+        let keys = keys.to_vec();
+        self.read(move |conn| reads::dedupe_keys_used(conn, business, &keys)).await
+    }
+
     #[tracing::instrument(skip_all, fields(business = %business, templates = templates.len()))]
     async fn put_templates(&self, business: BusinessId, templates: &[StoredTemplate]) -> Result<(), StoreError> {
         let templates = templates.to_vec();

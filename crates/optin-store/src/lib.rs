@@ -11,6 +11,7 @@ pub mod channel;
 pub mod documents;
 pub mod forms;
 pub mod gate;
+pub mod import;
 pub mod intake;
 pub mod jurisdiction;
 pub mod ledger;

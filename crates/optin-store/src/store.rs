@@ -185,6 +185,21 @@ pub trait Store: Send + Sync + 'static {
         event: &ConsentEvent,
     ) -> Result<Option<Recorded>, StoreError>;
 
+    /// `record_consent_once` for many events of one business, in order, in one transaction (a
+    /// bulk import's chunk): each event is recorded unless its key was used before (by an earlier
+    /// call or earlier in `events`), and its answer is `None` then. All or nothing: on an error
+    /// nothing of the call is recorded. The chain stays one chain (events get consecutive indexes
+    /// unless another writer interleaves between calls).
+    async fn record_consent_batch_once(
+        &self,
+        business: &Business,
+        events: Vec<(String, ConsentEvent)>,
+    ) -> Result<Vec<Option<Recorded>>, StoreError>;
+
+    /// Which of `keys` the business already used for `record_consent_once` (read only: a dry run
+    /// of an import), in the order given.
+    async fn dedupe_keys_used(&self, business: BusinessId, keys: &[String]) -> Result<Vec<bool>, StoreError>;
+
     /// Creates or replaces templates by (name, language), in one transaction.
     async fn put_templates(&self, business: BusinessId, templates: &[StoredTemplate]) -> Result<(), StoreError>;
     async fn template(

@@ -21,8 +21,10 @@ mod batch;
 mod capacity;
 mod channel;
 mod forwarded;
+mod import;
 
 pub use capacity::reservations_survive_reopening;
+pub use import::import_text;
 
 const NOTICE: &str = "I agree to receive order updates and offers from Acme Shoes on WhatsApp. Reply STOP to opt out.";
 
@@ -42,6 +44,7 @@ pub async fn run_contract_suite(store: Arc<dyn Store>) {
     forwarded::forwarded_messages_are_kept_per_business(store).await;
     forwarded::signals_keep_their_category(store).await;
     batch::run_batch_stories(store).await;
+    import::run_import_stories(store).await;
 }
 
 fn now() -> Timestamp {

@@ -9,6 +9,7 @@ pub(crate) mod contacts;
 pub(crate) mod decisions;
 pub(crate) mod documents;
 pub(crate) mod forms;
+pub(crate) mod imports;
 pub(crate) mod inbox;
 pub(crate) mod ivr;
 pub(crate) mod jurisdiction;
@@ -40,6 +41,7 @@ pub(crate) fn all() -> Router<AppState> {
         .merge(documents::router())
         .merge(decisions::router())
         .merge(batch::router())
+        .merge(imports::router())
         .merge(contacts::router())
         .merge(ledger::router())
         .merge(channel::router())

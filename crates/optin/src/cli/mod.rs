@@ -5,6 +5,7 @@
 mod audience;
 mod business;
 mod consent;
+mod import;
 mod jurisdiction;
 mod ledger;
 mod limit;
@@ -106,6 +107,9 @@ pub enum Command {
     /// Campaign audiences: filter a CSV of numbers through the gate.
     #[command(subcommand)]
     Audience(audience::AudienceCommand),
+    /// Bulk imports: existing opt-ins from a CSV file.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +169,7 @@ pub async fn run(global: &GlobalArgs, command: Command) -> ExitCode {
         Command::MessagingLimit(command) => limit::run(global, output, command).await,
         Command::Jurisdiction(command) => jurisdiction::run(global, output, command).await,
         Command::Audience(command) => audience::run(global, output, command).await,
+        Command::Import(command) => import::run(global, output, command).await,
     };
     match result {
         Ok(code) => code,

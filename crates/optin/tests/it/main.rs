@@ -8,6 +8,7 @@
 mod api;
 mod cli;
 mod cli_audience;
+mod cli_import;
 mod cli_jurisdiction;
 mod cli_whatsapp;
 mod helpers;

@@ -6,6 +6,7 @@ mod consent_terms;
 mod documents;
 mod flow;
 mod idempotency;
+mod imports;
 mod input;
 mod ivr;
 mod limits;
