@@ -8,13 +8,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand};
 use csv::ByteRecord;
-use indicatif::{ProgressBar, ProgressStyle};
 use optin_core::phone::Region;
 use optin_store::audience::{Audience, AudienceDecision, AudienceMessage, AudienceRequest};
 use optin_store::{Store, tenancy};
@@ -103,7 +102,7 @@ async fn filter(global: &GlobalArgs, output: Output, args: FilterArgs) -> Result
     let business = tenancy::require_business(store.as_ref(), args.business.parse()?).await?;
     let mut outputs = Outputs::create(args.allowed.as_deref(), args.refused.as_deref())?;
     outputs.write_headers(reader.byte_headers().map_err(|e| invalid_csv(&e))?)?;
-    let progress = progress_bar(&args.input);
+    let progress = super::output::file_progress_bar(&args.input);
     let mut filter = Filter { store: store.as_ref(), business, audience, region, message, phone_column };
     let mut summary = Summary::default();
     let mut records = vec![ByteRecord::new(); CHUNK_ROWS];
@@ -277,16 +276,6 @@ fn csv_writer(path: Option<&Path>) -> Result<csv::Writer<Box<dyn Write>>, Failur
         None => Box::new(std::io::stdout()),
     };
     Ok(csv::Writer::from_writer(sink))
-}
-
-fn progress_bar(input: &Path) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let size = std::fs::metadata(input).map(|m| m.len()).unwrap_or_default();
-    let style =
-        ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} ({elapsed})").expect("the template is valid");
-    ProgressBar::new(size).with_style(style)
 }
 
 fn invalid_csv(error: &csv::Error) -> Failure {

@@ -7,12 +7,11 @@
 //! unusable header, unwritable report, database failure).
 
 use std::fs::File;
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use optin_http::views::ImportSummaryView;
 use optin_store::import::{
     CHUNK_ROWS, CsvRows, ImportHeader, ImportOptions, ImportSummary, Importer, NextRow, RawRow, RowRejection,
@@ -70,7 +69,7 @@ async fn import_opt_ins(global: &GlobalArgs, args: &OptInsArgs) -> Result<Import
     let business = tenancy::require_business(store.as_ref(), args.business.parse()?).await?;
     let options = ImportOptions { batch_id, dry_run: args.dry_run };
     let mut importer = Importer::new(store.as_ref(), business, header, options, jiff::Timestamp::now());
-    let progress = progress_bar(&args.input);
+    let progress = super::output::file_progress_bar(&args.input);
     let mut rows = vec![RawRow::default(); CHUNK_ROWS];
     let (mut read, mut rejected) = (0_u64, 0_u64);
     loop {
@@ -224,16 +223,6 @@ fn neutralize(field: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     } else {
         std::borrow::Cow::Borrowed(field)
     }
-}
-
-fn progress_bar(input: &Path) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let size = std::fs::metadata(input).map(|m| m.len()).unwrap_or_default();
-    let style =
-        ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} ({elapsed})").expect("the template is valid");
-    ProgressBar::new(size).with_style(style)
 }
 
 fn unwritable(error: &csv::Error) -> Failure {

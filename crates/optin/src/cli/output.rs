@@ -1,7 +1,10 @@
 //! How commands print results and failures.
 
+use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 
+use indicatif::{ProgressBar, ProgressStyle};
 use optin_store::{Problem, Rejection, StoreError, UseCaseError};
 use serde_json::{Value, json};
 
@@ -91,4 +94,15 @@ impl From<tokio::task::JoinError> for Failure {
     fn from(error: tokio::task::JoinError) -> Self {
         Failure::Other(error.into())
     }
+}
+
+/// A progress bar over the bytes of `input` on stderr, hidden when stderr is not a terminal.
+pub(crate) fn file_progress_bar(input: &Path) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let size = std::fs::metadata(input).map(|m| m.len()).unwrap_or_default();
+    let style =
+        ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} ({elapsed})").expect("the template is valid");
+    ProgressBar::new(size).with_style(style)
 }
