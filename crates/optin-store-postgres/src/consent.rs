@@ -298,44 +298,44 @@ async fn write_entry(
     Ok(())
 }
 
-/// The folded states as column arrays for `UPSERT_STATES`.
-struct ChangedStates<'a> {
-    categories: Vec<&'a str>,
-    statuses: Vec<&'static str>,
-    since: Vec<i64>,
-    event_ids: Vec<Uuid>,
-    methods: Vec<Option<&'static str>>,
-    notice_ids: Vec<Option<Uuid>>,
-    last_opt_out_at: Vec<Option<i64>>,
-    bases: Vec<Option<&'static str>>,
-    basis_at: Vec<Option<i64>>,
+/// The folded states as column arrays for `UPSERT_STATES` (the batch write adds a phone column).
+#[derive(Default)]
+pub(crate) struct ChangedStates<'a> {
+    pub(crate) categories: Vec<&'a str>,
+    pub(crate) statuses: Vec<&'static str>,
+    pub(crate) since: Vec<i64>,
+    pub(crate) event_ids: Vec<Uuid>,
+    pub(crate) methods: Vec<Option<&'static str>>,
+    pub(crate) notice_ids: Vec<Option<Uuid>>,
+    pub(crate) last_opt_out_at: Vec<Option<i64>>,
+    pub(crate) bases: Vec<Option<&'static str>>,
+    pub(crate) basis_at: Vec<Option<i64>>,
 }
 
 impl<'a> ChangedStates<'a> {
     fn new(changed: &'a [(optin_core::business::CategoryName, CategoryConsent)]) -> Result<Self, StoreError> {
-        let mut states = ChangedStates {
-            categories: Vec::with_capacity(changed.len()),
-            statuses: Vec::with_capacity(changed.len()),
-            since: Vec::with_capacity(changed.len()),
-            event_ids: Vec::with_capacity(changed.len()),
-            methods: Vec::with_capacity(changed.len()),
-            notice_ids: Vec::with_capacity(changed.len()),
-            last_opt_out_at: Vec::with_capacity(changed.len()),
-            bases: Vec::with_capacity(changed.len()),
-            basis_at: Vec::with_capacity(changed.len()),
-        };
+        let mut states = ChangedStates::default();
         for (category, state) in changed {
-            states.categories.push(category.as_str());
-            states.statuses.push(state.status.as_str());
-            states.since.push(nanos(state.since)?);
-            states.event_ids.push(state.event_id.as_uuid());
-            states.methods.push(state.method.map(|m| m.as_str()));
-            states.notice_ids.push(state.notice_id.map(|n| n.as_uuid()));
-            states.last_opt_out_at.push(optional_nanos(state.last_opt_out_at)?);
-            states.bases.push(state.basis.map(|(basis, _)| basis.as_str()));
-            states.basis_at.push(optional_nanos(state.basis.map(|(_, at)| at))?);
+            states.push(category, state)?;
         }
         Ok(states)
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        category: &'a optin_core::business::CategoryName,
+        state: &CategoryConsent,
+    ) -> Result<(), StoreError> {
+        self.categories.push(category.as_str());
+        self.statuses.push(state.status.as_str());
+        self.since.push(nanos(state.since)?);
+        self.event_ids.push(state.event_id.as_uuid());
+        self.methods.push(state.method.map(|m| m.as_str()));
+        self.notice_ids.push(state.notice_id.map(|n| n.as_uuid()));
+        self.last_opt_out_at.push(optional_nanos(state.last_opt_out_at)?);
+        self.bases.push(state.basis.map(|(basis, _)| basis.as_str()));
+        self.basis_at.push(optional_nanos(state.basis.map(|(_, at)| at))?);
+        Ok(())
     }
 
     fn params<'p>(&'p self, business_id: &'p Uuid, phone: &'p i64) -> [Param<'p>; 11] {

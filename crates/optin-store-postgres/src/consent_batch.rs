@@ -18,8 +18,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::PostgresStore;
+use crate::consent::ChangedStates;
 use crate::error::db;
-use crate::rows::{self, nanos, optional_nanos, phone_key};
+use crate::rows::{self, nanos, phone_key};
 
 const TAKE_KEYS: &str = "\
 INSERT INTO consent_dedupe (business_id, key, event_id, recorded_at)
@@ -209,15 +210,7 @@ impl EventColumns {
 #[derive(Default)]
 struct StateColumns<'a> {
     phones: Vec<i64>,
-    categories: Vec<&'a str>,
-    statuses: Vec<&'static str>,
-    since: Vec<i64>,
-    event_ids: Vec<Uuid>,
-    methods: Vec<Option<&'static str>>,
-    notice_ids: Vec<Option<Uuid>>,
-    last_opt_out_at: Vec<Option<i64>>,
-    bases: Vec<Option<&'static str>>,
-    basis_at: Vec<Option<i64>>,
+    states: ChangedStates<'a>,
 }
 
 impl<'a> StateColumns<'a> {
@@ -225,15 +218,7 @@ impl<'a> StateColumns<'a> {
         let mut columns = StateColumns::default();
         for ((phone, category), state) in states {
             columns.phones.push(*phone);
-            columns.categories.push(category.as_str());
-            columns.statuses.push(state.status.as_str());
-            columns.since.push(nanos(state.since)?);
-            columns.event_ids.push(state.event_id.as_uuid());
-            columns.methods.push(state.method.map(|m| m.as_str()));
-            columns.notice_ids.push(state.notice_id.map(|n| n.as_uuid()));
-            columns.last_opt_out_at.push(optional_nanos(state.last_opt_out_at)?);
-            columns.bases.push(state.basis.map(|(basis, _)| basis.as_str()));
-            columns.basis_at.push(optional_nanos(state.basis.map(|(_, at)| at))?);
+            columns.states.push(category, state)?;
         }
         Ok(columns)
     }
@@ -252,15 +237,15 @@ impl<'a> StateColumns<'a> {
                 &[
                     &business_id,
                     &self.phones,
-                    &self.categories,
-                    &self.statuses,
-                    &self.since,
-                    &self.event_ids,
-                    &self.methods,
-                    &self.notice_ids,
-                    &self.last_opt_out_at,
-                    &self.bases,
-                    &self.basis_at,
+                    &self.states.categories,
+                    &self.states.statuses,
+                    &self.states.since,
+                    &self.states.event_ids,
+                    &self.states.methods,
+                    &self.states.notice_ids,
+                    &self.states.last_opt_out_at,
+                    &self.states.bases,
+                    &self.states.basis_at,
                 ],
             )
             .await
