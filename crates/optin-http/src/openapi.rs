@@ -47,6 +47,7 @@ use crate::routes::{
         forms::list,
         forms::delete_form,
         forms::create_preference_link,
+        forms::create_confirmation_link,
         decisions::decide,
         batch::decide_batch,
         imports::import_opt_ins,

@@ -370,8 +370,9 @@ pub struct ConfirmationLink {
 pub struct ConfirmationClaims {
     #[serde(rename = "b")]
     pub business: String,
-    #[serde(rename = "f")]
-    pub form: FormId,
+    /// The form the person signed up on; `None` for a link the business asked for itself.
+    #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<FormId>,
     #[serde(rename = "p")]
     pub phone: String,
     #[serde(rename = "c")]
@@ -437,7 +438,7 @@ pub async fn submit(
         let key = link_key(store, business, now).await?;
         let claims = ConfirmationClaims {
             business: business.id.to_string(),
-            form: form.id.clone(),
+            form: Some(form.id.clone()),
             phone: phone.e164(),
             categories: pending.clone(),
         };
@@ -471,7 +472,9 @@ pub async fn confirm(
     let phone = PhoneNumber::from_e164(&claims.phone).ok_or_else(|| problem_error("link_malformed"))?;
     let mut fields = evidence.into_fields();
     fields.insert("confirmation_link".to_owned(), Value::from(link_reference));
-    fields.insert("form_id".to_owned(), Value::from(claims.form.as_str()));
+    if let Some(form) = &claims.form {
+        fields.insert("form_id".to_owned(), Value::from(form.as_str()));
+    }
     let input = ConfirmationInput {
         phone: PhoneInput { phone: claims.phone.clone(), country: None },
         categories: Some(claims.categories.iter().map(|c| c.as_str().to_owned()).collect()),
@@ -497,4 +500,53 @@ pub async fn confirm(
 fn problem_error(code: &'static str) -> UseCaseError {
     let problems = vec![problem(code, "the link names no valid phone number")];
     crate::Rejection { kind: crate::RejectionKind::Invalid, problems }.into()
+}
+
+/// How long a confirmation link the business asks for works unless it says otherwise.
+const DEFAULT_LINK_HOURS: u32 = 48;
+
+/// A confirmation link for a contact's pending categories (of `categories`, when given), for a
+/// business that delivers the link itself (a form in a double opt-in country without a WhatsApp
+/// confirmation message, an opt-in taken over the API). Refused when nothing is waiting
+/// (`nothing_to_confirm`) or everything waiting is past its deadline (`confirmation_expired`).
+pub async fn confirmation_link(
+    store: &dyn Store,
+    business: &Business,
+    phone: PhoneInput,
+    categories: Option<Vec<String>>,
+    expires_in_hours: Option<u32>,
+    now: Timestamp,
+) -> Result<(PhoneNumber, Vec<CategoryName>, ConfirmationLink), UseCaseError> {
+    let phone =
+        phone.parse().map_err(|p| crate::Rejection { kind: crate::RejectionKind::Invalid, problems: vec![p] })?;
+    let only = match categories {
+        Some(names) => {
+            Some(business.resolve_categories(&names).map_err(|e| crate::Rejection::invalid(e.code(), e.to_string()))?)
+        }
+        None => None,
+    };
+    let hours = expires_in_hours.unwrap_or(DEFAULT_LINK_HOURS);
+    if !(1..=MAX_CONFIRM_WITHIN_HOURS).contains(&hours) {
+        let detail = format!("expires_in_hours is 1 to {MAX_CONFIRM_WITHIN_HOURS}");
+        return Err(crate::Rejection::invalid("invalid_expires_in_hours", detail).into());
+    }
+    let pending = intake::pending_categories(store, business.id, phone, only.as_deref(), now).await?;
+    if pending.live.is_empty() {
+        let (code, detail) = if pending.expired.is_empty() {
+            ("nothing_to_confirm", "none of these categories is waiting for this contact's confirmation")
+        } else {
+            ("confirmation_expired", "the opt-in waited longer than its confirmation deadline")
+        };
+        return Err(crate::Rejection::conflict(code, detail).into());
+    }
+    let claims = ConfirmationClaims {
+        business: business.id.to_string(),
+        form: None,
+        phone: phone.e164(),
+        categories: pending.live,
+    };
+    let expires_at = now + SignedDuration::from_hours(i64::from(hours));
+    let key = link_key(store, business, now).await?;
+    let token = link::sign(&key, Purpose::Confirmation, &claims, expires_at);
+    Ok((phone, claims.categories, ConfirmationLink { token, expires_at }))
 }

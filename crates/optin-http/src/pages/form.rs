@@ -386,7 +386,10 @@ async fn open_confirmation(state: &AppState, token: &str) -> Result<Option<Opene
     let Ok(claims) = link::verify::<ConfirmationClaims>(&key, Purpose::Confirmation, token, Timestamp::now()) else {
         return Ok(None);
     };
-    let form = forms::form(state.store(), &business, claims.form.as_str()).await?;
+    let form = match &claims.form {
+        Some(id) => forms::form(state.store(), &business, id.as_str()).await?,
+        None => None,
+    };
     Ok(Some(Opened { business, form, claims }))
 }
 

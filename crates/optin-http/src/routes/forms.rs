@@ -23,6 +23,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v1/forms", get(list))
         .route("/v1/forms/{form_id}", get(get_form).put(put_form).delete(delete_form))
         .route("/v1/preference-links", post(create_preference_link))
+        .route("/v1/confirmation-links", post(create_confirmation_link))
 }
 
 /// A form as stored, with where people find it.
@@ -177,6 +178,64 @@ pub(crate) async fn create_preference_link(
         url: format!("{}/p/{}", base_url(&state, &headers), link.token),
         token: link.token,
         phone: link.phone.e164(),
+        expires_at: link.expires_at,
+    };
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+/// A confirmation link as a client asks for it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmationLinkRequest {
+    #[schema(example = "+4915112345678")]
+    phone: String,
+    country: Option<String>,
+    /// The pending categories it confirms; default: every pending one.
+    categories: Option<Vec<String>>,
+    /// 1 to 720; default 48. The opt-in's own confirmation deadline still applies.
+    expires_in_hours: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfirmationLinkView {
+    /// Send this to the contact; opening it and pressing Confirm confirms.
+    url: String,
+    token: String,
+    phone: String,
+    categories: Vec<String>,
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: Timestamp,
+}
+
+/// A link that confirms a contact's pending opt-ins, for a business that delivers it itself (a
+/// hosted form in a double opt-in country without a WhatsApp confirmation message, say).
+#[utoipa::path(post, path = "/v1/confirmation-links", tag = "forms", security(("business_key" = [])),
+    request_body = ConfirmationLinkRequest,
+    responses((status = 201, body = ConfirmationLinkView),
+        (status = 409, description = "`nothing_to_confirm`, `confirmation_expired`", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_phone`, `unknown_category`, `invalid_expires_in_hours`",
+            body = ProblemDetails, content_type = "application/problem+json")))]
+pub(crate) async fn create_confirmation_link(
+    State(state): State<AppState>,
+    BusinessAuth(business): BusinessAuth,
+    headers: HeaderMap,
+    Json(request): Json<ConfirmationLinkRequest>,
+) -> Result<Response, ApiError> {
+    let phone = PhoneInput { phone: request.phone, country: request.country };
+    let (phone, categories, link) = forms::confirmation_link(
+        state.store(),
+        &business,
+        phone,
+        request.categories,
+        request.expires_in_hours,
+        Timestamp::now(),
+    )
+    .await?;
+    let view = ConfirmationLinkView {
+        url: format!("{}/c/{}", base_url(&state, &headers), link.token),
+        token: link.token,
+        phone: phone.e164(),
+        categories: categories.iter().map(|c| c.as_str().to_owned()).collect(),
         expires_at: link.expires_at,
     };
     Ok((StatusCode::CREATED, axum::Json(view)).into_response())

@@ -79,6 +79,30 @@ async fn a_submission_records_a_web_form_opt_in_with_the_pages_evidence(app: Tes
     assert!(page.contains("Almost done") && page.contains("Acme Shoes will send you a link"), "{page}");
     let (allowed, reasons) = site.app.decide(&site.business.key, PHONE, "offers").await;
     assert!(!allowed && reasons.contains(&"opt_in_pending_confirmation".to_owned()), "{reasons:?}");
+    // The business sends the link itself: it asks for one, the person opens it and confirms.
+    let ask = |body: Value| {
+        site.app.as_business(reqwest::Method::POST, "/v1/confirmation-links", &site.business.key).json(&body).send()
+    };
+    let none = ask(json!({"phone": AUSTRIAN})).await.unwrap();
+    expect_problem(none, StatusCode::CONFLICT, "nothing_to_confirm").await;
+    let unknown = ask(json!({"phone": PHONE, "categories": ["nope"]})).await.unwrap();
+    expect_problem(unknown, StatusCode::UNPROCESSABLE_ENTITY, "unknown_category").await;
+    let created =
+        expect_json(ask(json!({"phone": "0151 1234 5678", "country": "DE"})).await.unwrap(), StatusCode::CREATED).await;
+    assert_eq!((created["phone"].as_str(), created["categories"].clone()), (Some(PHONE), json!(["offers"])));
+    let url = created["url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{}/c/", site.app.address)), "{url}");
+    let link = &url[url.find("/c/").unwrap()..];
+    let (status, _, page) = site.page(link, &[]).await;
+    assert!(status == StatusCode::OK && page.contains("Confirm your sign-up"), "{page}");
+    assert_eq!(site.post_page(link, &[]).await.0, StatusCode::OK);
+    assert!(site.app.decide(&site.business.key, PHONE, "offers").await.0);
+    let events = site.events(PHONE).await;
+    let confirmation = &events.last().unwrap()["event"];
+    assert_eq!(
+        (confirmation["kind"].as_str(), confirmation["method"].as_str()),
+        (Some("confirmation"), Some("web_form"))
+    );
 }
 
 async fn mistakes_are_shown_next_to_their_fields_with_the_input_kept(app: TestApp) {
@@ -352,7 +376,7 @@ async fn pending_expires(site: &Site) {
     assert_eq!(submitted.pending.len(), 1);
     let claims = ConfirmationClaims {
         business: site.business.id.clone(),
-        form: form.id.clone(),
+        form: Some(form.id.clone()),
         phone: phone.into(),
         categories: submitted.pending.clone(),
     };
