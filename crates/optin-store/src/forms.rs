@@ -373,8 +373,8 @@ pub struct ConfirmationClaims {
     /// The form the person signed up on; `None` for a link the business asked for itself.
     #[serde(rename = "f", default, skip_serializing_if = "Option::is_none")]
     pub form: Option<FormId>,
-    #[serde(rename = "p")]
-    pub phone: String,
+    #[serde(rename = "p", with = "optin_core::consent::e164")]
+    pub phone: PhoneNumber,
     #[serde(rename = "c")]
     pub categories: Vec<CategoryName>,
 }
@@ -439,7 +439,7 @@ pub async fn submit(
         let claims = ConfirmationClaims {
             business: business.id.to_string(),
             form: Some(form.id.clone()),
-            phone: phone.e164(),
+            phone,
             categories: pending.clone(),
         };
         Some(ConfirmationLink {
@@ -469,14 +469,13 @@ pub async fn confirm(
     link_reference: String,
     now: Timestamp,
 ) -> Result<Confirmed, UseCaseError> {
-    let phone = PhoneNumber::from_e164(&claims.phone).ok_or_else(|| problem_error("link_malformed"))?;
     let mut fields = evidence.into_fields();
     fields.insert("confirmation_link".to_owned(), Value::from(link_reference));
     if let Some(form) = &claims.form {
         fields.insert("form_id".to_owned(), Value::from(form.as_str()));
     }
     let input = ConfirmationInput {
-        phone: PhoneInput { phone: claims.phone.clone(), country: None },
+        phone: PhoneInput { phone: claims.phone.e164(), country: None },
         categories: Some(claims.categories.iter().map(|c| c.as_str().to_owned()).collect()),
         method: "web_form".to_owned(),
         evidence: fields,
@@ -484,7 +483,7 @@ pub async fn confirm(
     match intake::record_confirmation(store, business, input, now).await {
         Ok(recorded) => Ok(Confirmed::Now(recorded.outcomes.into_iter().map(|(c, _)| c).collect())),
         Err(UseCaseError::Rejected(rejection)) if rejection.code() == "nothing_to_confirm" => {
-            let state = store.contact_consent(business.id, phone).await?;
+            let state = store.contact_consent(business.id, claims.phone).await?;
             let all_in =
                 claims.categories.iter().all(|c| state.get(c).is_some_and(|s| s.status == ConsentStatus::OptedIn));
             if all_in {
@@ -495,11 +494,6 @@ pub async fn confirm(
         }
         Err(error) => Err(error),
     }
-}
-
-fn problem_error(code: &'static str) -> UseCaseError {
-    let problems = vec![problem(code, "the link names no valid phone number")];
-    crate::Rejection { kind: crate::RejectionKind::Invalid, problems }.into()
 }
 
 /// How long a confirmation link the business asks for works unless it says otherwise.
@@ -517,8 +511,7 @@ pub async fn confirmation_link(
     expires_in_hours: Option<u32>,
     now: Timestamp,
 ) -> Result<(PhoneNumber, Vec<CategoryName>, ConfirmationLink), UseCaseError> {
-    let phone =
-        phone.parse().map_err(|p| crate::Rejection { kind: crate::RejectionKind::Invalid, problems: vec![p] })?;
+    let phone = phone.parse().map_err(crate::Rejection::from)?;
     let only = match categories {
         Some(names) => {
             Some(business.resolve_categories(&names).map_err(|e| crate::Rejection::invalid(e.code(), e.to_string()))?)
@@ -530,21 +523,8 @@ pub async fn confirmation_link(
         let detail = format!("expires_in_hours is 1 to {MAX_CONFIRM_WITHIN_HOURS}");
         return Err(crate::Rejection::invalid("invalid_expires_in_hours", detail).into());
     }
-    let pending = intake::pending_categories(store, business.id, phone, only.as_deref(), now).await?;
-    if pending.live.is_empty() {
-        let (code, detail) = if pending.expired.is_empty() {
-            ("nothing_to_confirm", "none of these categories is waiting for this contact's confirmation")
-        } else {
-            ("confirmation_expired", "the opt-in waited longer than its confirmation deadline")
-        };
-        return Err(crate::Rejection::conflict(code, detail).into());
-    }
-    let claims = ConfirmationClaims {
-        business: business.id.to_string(),
-        form: None,
-        phone: phone.e164(),
-        categories: pending.live,
-    };
+    let pending = intake::pending_categories(store, business.id, phone, only.as_deref(), now).await?.confirmable()?;
+    let claims = ConfirmationClaims { business: business.id.to_string(), form: None, phone, categories: pending };
     let expires_at = now + SignedDuration::from_hours(i64::from(hours));
     let key = link_key(store, business, now).await?;
     let token = link::sign(&key, Purpose::Confirmation, &claims, expires_at);

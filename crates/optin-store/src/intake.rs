@@ -238,16 +238,8 @@ pub async fn record_confirmation(
     let (Some(phone), Some(categories), Some(method)) = (phone, categories, method) else {
         unreachable!("problems were reported")
     };
-    let pending = pending_categories(store, business.id, phone, categories.as_deref(), now).await?;
-    if pending.live.is_empty() {
-        let problems = if pending.expired.is_empty() {
-            vec![problem("nothing_to_confirm", "none of these categories is waiting for this contact's confirmation")]
-        } else {
-            vec![problem("confirmation_expired", "the opt-in waited longer than its confirmation deadline")]
-        };
-        return Err(Rejection { kind: RejectionKind::Conflict, problems }.into());
-    }
-    let confirmation = Confirmation { categories: pending.live, method, evidence: Evidence::recorded(input.evidence) };
+    let pending = pending_categories(store, business.id, phone, categories.as_deref(), now).await?.confirmable()?;
+    let confirmation = Confirmation { categories: pending, method, evidence: Evidence::recorded(input.evidence) };
     record(store, business, phone, ConsentChange::Confirmation(confirmation), now).await
 }
 
@@ -262,6 +254,24 @@ pub struct PendingCategories {
     pub live: Vec<CategoryName>,
     /// Their opt-in's confirmation deadline has passed: they stay unconfirmed.
     pub expired: Vec<CategoryName>,
+}
+
+impl PendingCategories {
+    /// The categories a confirmation may confirm now, or why none: `nothing_to_confirm` (409)
+    /// when none is waiting, `confirmation_expired` (409) when all that wait are past their deadline.
+    pub fn confirmable(self) -> Result<Vec<CategoryName>, Rejection> {
+        match (self.live.is_empty(), self.expired.is_empty()) {
+            (false, _) => Ok(self.live),
+            (true, true) => Err(Rejection::conflict(
+                "nothing_to_confirm",
+                "none of these categories is waiting for this contact's confirmation",
+            )),
+            (true, false) => Err(Rejection::conflict(
+                "confirmation_expired",
+                "the opt-in waited longer than its confirmation deadline",
+            )),
+        }
+    }
 }
 
 /// Finds the categories waiting for confirmation and splits them by their opt-in's deadline. Reads

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::forms::{PageEvidence, link_key};
 use crate::intake::{self, OptInInput, OptOutInput, PhoneInput};
 use crate::records::Notice;
-use crate::rejection::{Rejection, UseCaseError, problem};
+use crate::rejection::{Rejection, UseCaseError};
 use crate::store::Store;
 
 /// How long a link works unless the request says otherwise.
@@ -30,8 +30,8 @@ pub const MAX_LINK_HOURS: u32 = 90 * 24;
 pub struct PreferenceClaims {
     #[serde(rename = "b")]
     pub business: String,
-    #[serde(rename = "p")]
-    pub phone: String,
+    #[serde(rename = "p", with = "optin_core::consent::e164")]
+    pub phone: PhoneNumber,
     /// The notice shown for turning a category on.
     #[serde(rename = "n")]
     pub notice: Option<NoticeId>,
@@ -64,8 +64,7 @@ pub async fn create_link(
     request: LinkRequest,
     now: Timestamp,
 ) -> Result<PreferenceLink, UseCaseError> {
-    let phone =
-        request.phone.parse().map_err(|p| Rejection { kind: crate::RejectionKind::Invalid, problems: vec![p] })?;
+    let phone = request.phone.parse().map_err(Rejection::from)?;
     let hours = request.expires_in_hours.unwrap_or(DEFAULT_LINK_HOURS);
     if !(1..=MAX_LINK_HOURS).contains(&hours) {
         return Err(Rejection::invalid(
@@ -92,12 +91,7 @@ pub async fn create_link(
         Some(tag) => PageLanguage::parse(tag).map_err(|e| Rejection::invalid(e.code(), e.to_string()))?,
         None => notice.as_ref().and_then(|n| PageLanguage::parse(n.language.as_str()).ok()).unwrap_or_default(),
     };
-    let claims = PreferenceClaims {
-        business: business.id.to_string(),
-        phone: phone.e164(),
-        notice: notice.map(|n| n.id),
-        language,
-    };
+    let claims = PreferenceClaims { business: business.id.to_string(), phone, notice: notice.map(|n| n.id), language };
     let expires_at = now + SignedDuration::from_hours(i64::from(hours));
     let key = link_key(store, business, now).await?;
     Ok(PreferenceLink { token: link::sign(&key, Purpose::Preferences, &claims, expires_at), phone, expires_at })
@@ -134,7 +128,7 @@ pub async fn view(
     business: &Business,
     claims: &PreferenceClaims,
 ) -> Result<PreferencesView, UseCaseError> {
-    let phone = claims_phone(claims)?;
+    let phone = claims.phone;
     let state = store.contact_consent(business.id, phone).await?;
     let rows = business
         .all_category_names()
@@ -234,11 +228,5 @@ pub async fn update(
     Ok(Updated {
         turned_on: turn_on.into_iter().map(|r| r.category.clone()).collect(),
         turned_off: turn_off.into_iter().map(|r| r.category.clone()).collect(),
-    })
-}
-
-fn claims_phone(claims: &PreferenceClaims) -> Result<PhoneNumber, UseCaseError> {
-    PhoneNumber::from_e164(&claims.phone).ok_or_else(|| {
-        Rejection { kind: crate::RejectionKind::Invalid, problems: vec![problem("link_malformed", "no phone")] }.into()
     })
 }

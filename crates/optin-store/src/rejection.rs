@@ -46,6 +46,13 @@ impl Rejection {
     }
 }
 
+/// One problem with the input is a refusal of it.
+impl From<Problem> for Rejection {
+    fn from(problem: Problem) -> Rejection {
+        Rejection { kind: RejectionKind::Invalid, problems: vec![problem] }
+    }
+}
+
 /// The error of every use case: a refusal of the input, or a storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum UseCaseError {

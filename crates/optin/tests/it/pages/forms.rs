@@ -377,7 +377,7 @@ async fn pending_expires(site: &Site) {
     let claims = ConfirmationClaims {
         business: site.business.id.clone(),
         form: Some(form.id.clone()),
-        phone: phone.into(),
+        phone: submitted.phone,
         categories: submitted.pending.clone(),
     };
     let late = now + jiff::SignedDuration::from_hours(49);
