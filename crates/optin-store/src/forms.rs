@@ -331,20 +331,13 @@ pub enum FieldProblem {
     FormExpired,
 }
 
-/// Why a submission recorded nothing.
+/// Why a submission cannot be recorded.
 #[derive(Debug)]
 pub enum SubmitError {
     /// The person's input: shown next to the fields.
     Fields(Vec<FieldProblem>),
     /// A category the form does not offer, or another request no real page sends.
     Forged(&'static str),
-    UseCase(UseCaseError),
-}
-
-impl From<UseCaseError> for SubmitError {
-    fn from(error: UseCaseError) -> SubmitError {
-        SubmitError::UseCase(error)
-    }
 }
 
 /// What a submission recorded.
@@ -379,16 +372,16 @@ pub struct ConfirmationClaims {
     pub categories: Vec<CategoryName>,
 }
 
-/// Records a submission as an opt-in (method `web_form`): pending when the form or the
-/// jurisdiction asks for a double opt-in, with a confirmation link that works until the deadline.
-pub async fn submit(
-    store: &dyn Store,
-    business: &Business,
-    form: &Form,
-    submission: Submission,
-    evidence: PageEvidence,
-    now: Timestamp,
-) -> Result<Submitted, SubmitError> {
+/// A submission whose number and ticked categories are fine: what [`submit`] records.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub phone: PhoneNumber,
+    pub ticked: Vec<CategoryName>,
+}
+
+/// Reads what the person typed and ticked: the problems to show next to the fields, or a
+/// category the form does not offer (no real page sends one).
+pub fn check(form: &Form, submission: Submission) -> Result<Checked, SubmitError> {
     let phone_input = PhoneInput { phone: submission.phone.trim().to_owned(), country: submission.country };
     let mut fields = Vec::new();
     let phone = if phone_input.phone.is_empty() {
@@ -411,6 +404,20 @@ pub async fn submit(
     ticked.sort();
     ticked.dedup();
     let Some(phone) = phone.filter(|_| fields.is_empty()) else { return Err(SubmitError::Fields(fields)) };
+    Ok(Checked { phone, ticked })
+}
+
+/// Records a submission as an opt-in (method `web_form`): pending when the form or the
+/// jurisdiction asks for a double opt-in, with a confirmation link that works until the deadline.
+pub async fn submit(
+    store: &dyn Store,
+    business: &Business,
+    form: &Form,
+    submission: Checked,
+    evidence: PageEvidence,
+    now: Timestamp,
+) -> Result<Submitted, UseCaseError> {
+    let Checked { phone, ticked } = submission;
     let deadline = now + SignedDuration::from_hours(i64::from(form.confirm_within_hours));
     let mut evidence = evidence.into_fields();
     evidence.insert("form_id".to_owned(), Value::from(form.id.as_str()));
@@ -426,7 +433,7 @@ pub async fn submit(
         terms: intake::ConsentTerms { double_opt_in: form.double_opt_in, ..Default::default() },
     };
     intake::record_opt_in(store, business, input, now).await?;
-    let state = store.contact_consent(business.id, phone).await.map_err(UseCaseError::from)?;
+    let state = store.contact_consent(business.id, phone).await?;
     let status = |category: &CategoryName| state.get(category).map(|c| c.status);
     let subscribed: Vec<CategoryName> =
         ticked.iter().filter(|c| status(c) == Some(ConsentStatus::OptedIn)).cloned().collect();

@@ -13,7 +13,6 @@ use optin_core::phone::{PhoneNumber, Region, countries_with_calling_codes};
 use optin_store::forms::{
     self, ConfirmationClaims, Confirmed, FieldProblem, Form, PageEvidence, Submission, SubmitError,
 };
-use optin_store::intake::PhoneInput;
 use optin_store::{UseCaseError, channel::Sender};
 use serde::{Deserialize, Serialize};
 
@@ -226,36 +225,39 @@ pub(crate) async fn submit(
             return render_form(&state, &business, &form, entered, referrer, vec![FieldProblem::FormExpired]).await;
         }
     };
-    let parsed = PhoneInput { phone: entered.phone.trim().to_owned(), country: entered.country.clone() }.parse();
-    if parsed.as_ref().is_ok_and(|phone| !state.page_limits().allow_number(phone.key())) {
-        return too_many(&business, form.language, texts, &form.allowed_origins);
-    }
     let submission = Submission {
         phone: entered.phone.clone(),
         country: entered.country.clone(),
         categories: entered.ticked.clone(),
     };
+    let checked = match forms::check(&form, submission) {
+        Ok(checked) => checked,
+        Err(SubmitError::Fields(errors)) => {
+            return render_form(&state, &business, &form, entered, claims.r, errors).await;
+        }
+        Err(SubmitError::Forged(_)) => return forbidden(form.language),
+    };
+    if !state.page_limits().allow_number(checked.phone.key()) {
+        return too_many(&business, form.language, texts, &form.allowed_origins);
+    }
     let evidence = PageEvidence {
         page_url: format!("{}/f/{}/{}", client.public_url, business.id, form.id.as_str()),
-        referrer: claims.r.clone(),
+        referrer: claims.r,
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
     };
-    match forms::submit(state.store(), &business, &form, submission, evidence, now).await {
-        Ok(submitted) => {
-            let sent = match &submitted.confirmation {
-                Some(link) => {
-                    let url = format!("{}/c/{}", client.public_url, link.token);
-                    send_confirmation_message(&state, &business, &form, submitted.phone, &url).await
-                }
-                None => false,
-            };
-            done_page(&business, &form, &submitted.subscribed, &submitted.pending, sent)
+    let submitted = match forms::submit(state.store(), &business, &form, checked, evidence, now).await {
+        Ok(submitted) => submitted,
+        Err(error) => return unavailable(&error),
+    };
+    let sent = match &submitted.confirmation {
+        Some(link) => {
+            let url = format!("{}/c/{}", client.public_url, link.token);
+            send_confirmation_message(&state, &business, &form, submitted.phone, &url).await
         }
-        Err(SubmitError::Fields(errors)) => render_form(&state, &business, &form, entered, claims.r, errors).await,
-        Err(SubmitError::Forged(_)) => forbidden(form.language),
-        Err(SubmitError::UseCase(error)) => unavailable(&error),
-    }
+        None => false,
+    };
+    done_page(&business, &form, &submitted.subscribed, &submitted.pending, sent)
 }
 
 pub(super) fn forbidden(language: PageLanguage) -> Response {

@@ -372,7 +372,8 @@ async fn pending_expires(site: &Site) {
         user_agent: None,
     };
     let now = jiff::Timestamp::now();
-    let submitted = forms::submit(store, &business, &form, submission, evidence(), now).await.unwrap();
+    let checked = forms::check(&form, submission).unwrap();
+    let submitted = forms::submit(store, &business, &form, checked, evidence(), now).await.unwrap();
     assert_eq!(submitted.pending.len(), 1);
     let claims = ConfirmationClaims {
         business: site.business.id.clone(),
