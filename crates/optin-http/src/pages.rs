@@ -181,8 +181,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerAddr {
 
 /// Where the request came from, as far as we can tell.
 pub(crate) struct Client {
-    pub ip: String,
-    pub ip_addr: Option<IpAddr>,
+    pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
     /// `http://host:port` as the browser reached us (the `Host` header: compared with `Origin`).
     pub own_origin: String,
@@ -203,11 +202,20 @@ impl Client {
         let host = header_text(headers, "host").unwrap_or_else(|| "localhost".to_owned());
         let own_origin = format!("{}://{host}", scheme.as_deref().unwrap_or("http"));
         Client {
-            ip: ip_addr.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
-            ip_addr,
+            ip: ip_addr,
             user_agent: header_text(headers, "user-agent").map(|ua| ua.chars().take(512).collect()),
             public_url: state.public_url().map_or_else(|| own_origin.clone(), str::to_owned),
             own_origin,
+        }
+    }
+
+    /// The evidence of what happened on the page at `path` (below the public URL).
+    fn evidence(&self, path: &str, referrer: Option<String>) -> optin_store::forms::PageEvidence {
+        optin_store::forms::PageEvidence {
+            page_url: format!("{}{path}", self.public_url),
+            referrer,
+            ip: self.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+            user_agent: self.user_agent.clone(),
         }
     }
 

@@ -10,9 +10,7 @@ use optin_core::business::{Business, CategoryName};
 use optin_core::form::{PageLanguage, PageTexts, country_from_accept_language, humanize, with_business};
 use optin_core::link::{self, Purpose, TokenError};
 use optin_core::phone::{PhoneNumber, Region, countries_with_calling_codes};
-use optin_store::forms::{
-    self, ConfirmationClaims, Confirmed, FieldProblem, Form, PageEvidence, Submission, SubmitError,
-};
+use optin_store::forms::{self, ConfirmationClaims, Confirmed, FieldProblem, Form, Submission, SubmitError};
 use optin_store::{UseCaseError, channel::Sender};
 use serde::{Deserialize, Serialize};
 
@@ -198,7 +196,7 @@ pub(crate) async fn submit(
     if !client.posted_by_our_page(&headers) {
         return forbidden(form.language);
     }
-    if !state.page_limits().allow_ip(client.ip_addr) {
+    if !state.page_limits().allow_ip(client.ip) {
         return too_many(&business, form.language, texts, &form.allowed_origins);
     }
     let Ok(fields) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
@@ -240,12 +238,7 @@ pub(crate) async fn submit(
     if !state.page_limits().allow_number(checked.phone.key()) {
         return too_many(&business, form.language, texts, &form.allowed_origins);
     }
-    let evidence = PageEvidence {
-        page_url: format!("{}/f/{}/{}", client.public_url, business.id, form.id.as_str()),
-        referrer: claims.r,
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-    };
+    let evidence = client.evidence(&format!("/f/{}/{}", business.id, form.id.as_str()), claims.r);
     let submitted = match forms::submit(state.store(), &business, &form, checked, evidence, now).await {
         Ok(submitted) => submitted,
         Err(error) => return unavailable(&error),
@@ -431,15 +424,10 @@ pub(crate) async fn confirm(
     };
     let (language, business, claims) = (opened.language(), &opened.business, &opened.claims);
     let texts = language.texts();
-    if !state.page_limits().allow_ip(client.ip_addr) {
+    if !state.page_limits().allow_ip(client.ip) {
         return too_many(business, language, texts, &[]);
     }
-    let evidence = PageEvidence {
-        page_url: format!("{}/c/", client.public_url),
-        referrer: None,
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-    };
+    let evidence = client.evidence("/c/", None);
     let outcome =
         forms::confirm(state.store(), business, claims, evidence, link::reference(&token), Timestamp::now()).await;
     let (status, title, paragraphs) = match outcome {

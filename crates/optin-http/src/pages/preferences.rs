@@ -12,7 +12,7 @@ use optin_core::consent::ConsentStatus;
 use optin_core::form::{PageLanguage, PageTexts, humanize, with_business};
 use optin_core::link::{self, Purpose};
 use optin_store::UseCaseError;
-use optin_store::forms::{self, PageEvidence};
+use optin_store::forms;
 use optin_store::preferences::{self, CategoryRow, Choice, PreferenceClaims, PreferencesView, UpdateError};
 
 use super::{Chrome, Client, PeerAddr, find_business, html, not_available, too_many, unavailable};
@@ -131,7 +131,7 @@ pub(crate) async fn save(
         Err(error) => return unavailable(&error),
     };
     let texts = claims.language.texts();
-    if !state.page_limits().allow_ip(client.ip_addr) {
+    if !state.page_limits().allow_ip(client.ip) {
         return too_many(&business, claims.language, texts, &[]);
     }
     let Ok(fields) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
@@ -141,12 +141,7 @@ pub(crate) async fn save(
         wanted: fields.iter().filter(|(k, _)| k == "category").map(|(_, v)| v.clone()).collect(),
         agreed: fields.iter().any(|(k, v)| k == "agree" && v == "yes"),
     };
-    let evidence = PageEvidence {
-        page_url: format!("{}/p/", client.public_url),
-        referrer: None,
-        ip: client.ip.clone(),
-        user_agent: client.user_agent.clone(),
-    };
+    let evidence = client.evidence("/p/", None);
     let reference = link::reference(&token);
     match preferences::update(state.store(), &business, &claims, &choice, evidence, &reference, Timestamp::now()).await
     {
