@@ -159,7 +159,7 @@ pub struct PreferenceLinkView {
 #[utoipa::path(post, path = "/v1/preference-links", tag = "forms", security(("business_key" = [])),
     request_body = PreferenceLinkRequest,
     responses((status = 201, body = PreferenceLinkView),
-        (status = 422, description = "`invalid_phone`, `missing_country`, `invalid_expires_in_hours`, `unknown_notice`, `unsupported_page_language`",
+        (status = 422, description = "`invalid_phone`, `invalid_country`, `invalid_expires_in_hours`, `unknown_notice`, `unsupported_page_language`",
             body = ProblemDetails, content_type = "application/problem+json")))]
 pub(crate) async fn create_preference_link(
     State(state): State<AppState>,
