@@ -19,7 +19,7 @@
 // SOFTWARE.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::{Mutex, Arc};
+use std::sync::{Mutex, Arc, OnceLock};
 use std::borrow::Cow;
 use std::fmt;
 use std::str;
@@ -124,15 +124,22 @@ impl DerefMut for RegexCache {
 	}
 }
 
+// optin patch: each `CachedRegex` compiles its regex once, on first use, and keeps it (shared by
+// its clones). The shared LRU is no longer consulted on use: looking a regex up there hashed its
+// whole source twice under one global mutex on every match (most of a phone number's parse time,
+// and no scaling across threads).
 #[derive(Clone)]
 pub struct CachedRegex {
 	builder: CachedRegexBuilder,
+	compiled: Arc<OnceLock<Regex>>,
 }
 
 macro_rules! regex {
 	($self:ident) => (
-		$self.builder.cache.lock().unwrap().configure(&$self.builder.source, |b|
-			$self.builder.options.define(b)).unwrap()
+		$self.compiled.get_or_init(|| {
+			let mut builder = RegexBuilder::new(&$self.builder.source);
+			$self.builder.options.define(&mut builder).build().unwrap()
+		})
 	)
 }
 
@@ -159,6 +166,7 @@ impl CachedRegex {
 	fn from(builder: CachedRegexBuilder) -> Self {
 		CachedRegex {
 			builder: builder,
+			compiled: Arc::new(OnceLock::new()),
 		}
 	}
 
@@ -216,6 +224,7 @@ impl fmt::Display for CachedRegex {
 /// A configurable builder for a cached `Regex`.
 #[derive(Clone, Debug)]
 pub struct CachedRegexBuilder {
+	#[allow(dead_code)] // optin patch: kept for the API; compiled regexes live in `CachedRegex`.
 	cache:   Arc<Mutex<RegexCache>>,
 	source:  String,
 	options: Options,
