@@ -54,6 +54,27 @@ impl RawRow {
         self.ends_len = 0;
     }
 
+    /// Replaces this row with `fields`, reusing its buffers.
+    pub(crate) fn refill<'a>(&mut self, number: u64, fields: impl IntoIterator<Item = &'a [u8]>) {
+        self.number = number;
+        self.too_long = false;
+        let (mut bytes_len, mut ends_len) = (0, 0);
+        for field in fields {
+            let end = bytes_len + field.len();
+            if self.bytes.len() < end {
+                self.bytes.resize(end, 0);
+            }
+            self.bytes[bytes_len..end].copy_from_slice(field);
+            bytes_len = end;
+            if self.ends.len() == ends_len {
+                self.ends.push(0);
+            }
+            self.ends[ends_len] = end;
+            ends_len += 1;
+        }
+        (self.bytes_len, self.ends_len) = (bytes_len, ends_len);
+    }
+
     /// Builds a row from fields (tests, callers that already split a line).
     pub fn from_fields<'a>(number: u64, fields: impl IntoIterator<Item = &'a [u8]>) -> RawRow {
         let mut row = RawRow { number, ..RawRow::default() };

@@ -50,12 +50,13 @@ impl RowChecker {
 
     /// The row's cells checked, or its problems. The notice is only named here, not looked up;
     /// it is named (second) whenever its cells are readable, so that a failing notice is
-    /// reported beside the row's other problems.
+    /// reported beside the row's other problems. `known_phone`: the number this row's phone cell
+    /// was parsed into by an earlier check (libphonenumber is most of a check's cost).
     pub(super) fn check<'r>(
         &mut self,
         header: &ImportHeader,
         business: &Business,
-        row: &'r RawRow,
+        (row, known_phone): (&'r RawRow, Option<PhoneNumber>),
         problems: &mut Vec<Problem>,
     ) -> (Option<CheckedRow>, Option<NoticeRequest<'r>>) {
         if row.too_long {
@@ -84,7 +85,10 @@ impl RowChecker {
         let collected_at = cell(header.collected_at, "collected_at");
         let notice = notice_request(header, &mut cell);
         let evidence = evidence_cells(header, &mut cell);
-        let phone = phone_text.and_then(|text| take(problems, parse_phone(text, country)));
+        let phone = match known_phone {
+            Some(phone) => phone_text.map(|_| phone),
+            None => phone_text.and_then(|text| take(problems, parse_phone(text, country))),
+        };
         let categories = categories.and_then(|text| take(problems, self.categories(business, text)));
         let method = method.and_then(|text| take(problems, parse_method(text)));
         let collected_at = collected_at.and_then(|text| take(problems, self.collected_at(text)));

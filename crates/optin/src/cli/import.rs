@@ -85,7 +85,18 @@ async fn import_opt_ins(global: &GlobalArgs, args: &OptInsArgs) -> Result<Import
         progress.set_position(input.position);
         progress.set_message(format!("{read} rows, {rejected} rejected"));
     }
-    let summary = importer.finish().await?;
+    // Then the good rows are written, in number order (see `optin_store::import`).
+    let good = read - rejected;
+    if !args.dry_run && good > 0 {
+        progress.set_length(good);
+        progress.set_position(0);
+    }
+    let summary = importer
+        .finish_with(|written| {
+            progress.set_position(written);
+            progress.set_message(format!("{written} of {good} rows written"));
+        })
+        .await?;
     progress.finish_and_clear();
     if let Some(report) = &mut report {
         report.flush()?;
