@@ -50,13 +50,13 @@ impl RowChecker {
 
     /// The row's cells checked, or its problems. The notice is only named here, not looked up;
     /// it is named (second) whenever its cells are readable, so that a failing notice is
-    /// reported beside the row's other problems. `known_phone`: the number this row's phone cell
-    /// was parsed into by an earlier check (libphonenumber is most of a check's cost).
+    /// reported beside the row's other problems. `parsed_phone`: what [`parse_phone_cell`] gave
+    /// for this row earlier (libphonenumber is most of a check's cost, so it is done apart).
     pub(super) fn check<'r>(
         &mut self,
         header: &ImportHeader,
         business: &Business,
-        (row, known_phone): (&'r RawRow, Option<PhoneNumber>),
+        (row, parsed_phone): (&'r RawRow, Option<Result<PhoneNumber, Problem>>),
         problems: &mut Vec<Problem>,
     ) -> (Option<CheckedRow>, Option<NoticeRequest<'r>>) {
         if row.too_long {
@@ -85,8 +85,8 @@ impl RowChecker {
         let collected_at = cell(header.collected_at, "collected_at");
         let notice = notice_request(header, &mut cell);
         let evidence = evidence_cells(header, &mut cell);
-        let phone = match known_phone {
-            Some(phone) => phone_text.map(|_| phone),
+        let phone = match parsed_phone {
+            Some(parsed) => phone_text.and_then(|_| take(problems, parsed)),
             None => phone_text.and_then(|text| take(problems, parse_phone(text, country))),
         };
         let categories = categories.and_then(|text| take(problems, self.categories(business, text)));
@@ -145,6 +145,18 @@ impl RowChecker {
         }
         Ok(time)
     }
+}
+
+/// The row's phone cell parsed (with its country cell) as [`RowChecker::check`] would parse it;
+/// `None` when the check would not parse it (a malformed row, a cell that is not UTF-8).
+pub(super) fn parse_phone_cell(header: &ImportHeader, row: &RawRow) -> Option<Result<PhoneNumber, Problem>> {
+    if row.too_long || row.len() != header.len() {
+        return None;
+    }
+    let cell = |index: usize| std::str::from_utf8(row.field(index).unwrap_or_default()).ok().map(str::trim);
+    let phone = cell(header.phone)?;
+    let country = header.country.and_then(cell).filter(|c| !c.is_empty());
+    Some(parse_phone(phone, country))
 }
 
 fn take<T>(problems: &mut Vec<Problem>, result: Result<T, Problem>) -> Option<T> {
@@ -216,4 +228,60 @@ fn evidence_cells<'r>(header: &ImportHeader, cell: &mut Cell<'_, 'r>) -> Option<
         }
     }
     readable.then_some(evidence)
+}
+
+#[cfg(test)]
+mod tests {
+    use optin_core::business::{BusinessName, Category, CategoryName, TemplateCategory};
+    use optin_core::ids::BusinessId;
+
+    use super::*;
+
+    fn business() -> Business {
+        Business {
+            id: BusinessId::from_uuid(uuid::Uuid::nil()),
+            name: BusinessName::parse("Acme Shoes").unwrap(),
+            brand_names: Vec::new(),
+            categories: vec![Category {
+                name: CategoryName::parse("offers").unwrap(),
+                template_category: TemplateCategory::Marketing,
+            }],
+            created_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    fn header() -> ImportHeader {
+        let names = ["phone", "country", "categories", "method", "collected_at", "notice_id", "page_url", "ip"];
+        ImportHeader::parse(&RawRow::from_fields(0, names.map(str::as_bytes))).unwrap()
+    }
+
+    /// What a check finds: the problems' codes and the number.
+    fn outcome(row: &RawRow, parsed: Option<Result<PhoneNumber, Problem>>) -> (Vec<&'static str>, Option<u64>) {
+        let mut checker = RowChecker::new("2026-01-01T00:00:00Z".parse().unwrap());
+        let mut problems = Vec::new();
+        let (checked, _) = checker.check(&header(), &business(), (row, parsed), &mut problems);
+        (problems.iter().map(|p| p.code).collect(), checked.map(|c| c.phone.key()))
+    }
+
+    proptest::proptest! {
+        /// The phone parsed apart (on another thread) gives exactly the check's own answer.
+        #[test]
+        fn a_phone_parsed_apart_gives_the_same_check(
+            phone in proptest::sample::select(vec![
+                b"+14155550101".to_vec(), b"(415) 555-0101".to_vec(), b"+1415".to_vec(), b"".to_vec(),
+                b"\xff\xfe".to_vec(), b" +49 1512 3456789 ".to_vec(), b"0151 23456789".to_vec(),
+            ]),
+            country in proptest::sample::select(vec![
+                b"".to_vec(), b"US".to_vec(), b"de".to_vec(), b"ZZ".to_vec(), b"\xc3".to_vec(),
+            ]),
+            fields in 7usize..10,
+        ) {
+            let mut cells: Vec<&[u8]> = vec![&phone, &country, b"offers", b"web_form", b"2024-01-01T00:00:00Z",
+                b"3f2504e0-4f89-11d3-9a0c-0305e82c3301", b"https://a.example", b"192.0.2.1", b"extra"];
+            cells.truncate(fields);
+            let row = RawRow::from_fields(1, cells);
+            let parsed = parse_phone_cell(&header(), &row);
+            proptest::prop_assert_eq!(outcome(&row, parsed), outcome(&row, None));
+        }
+    }
 }
