@@ -87,21 +87,23 @@ struct PlaceRules {
 }
 
 /// A place and a kind of message, by identity: a place's codes and zones are static tables, so the
-/// same place always has the same addresses (comparing them costs no zone lookup).
+/// same address means the same place (comparing and hashing addresses costs no string or zone
+/// lookup; a place found at two addresses would only be remembered twice).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct PlaceKey {
-    country: &'static str,
-    region: Option<&'static str>,
+    country: (usize, usize),
+    region: Option<(usize, usize)>,
     zones: (usize, usize),
     kind: TemplateCategory,
 }
 
 impl PlaceKey {
     fn new(place: &Place, kind: TemplateCategory) -> PlaceKey {
+        let address = |text: &'static str| (text.as_ptr().addr(), text.len());
         let zones = place.time_zone().zones();
         PlaceKey {
-            country: place.country_code(),
-            region: place.region(),
+            country: address(place.country_code()),
+            region: place.region().map(address),
             zones: (zones.as_ptr().addr(), zones.len()),
             kind,
         }
