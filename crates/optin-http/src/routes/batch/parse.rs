@@ -50,12 +50,15 @@ impl ParsedChunk {
     pub(super) fn parse(text: Vec<u8>, lines: Vec<Line>) -> ParsedChunk {
         match String::from_utf8(text) {
             Ok(text) => {
-                let items = lines.iter().map(|line| Item::of(Some(&text), parse_line(text.as_bytes(), line))).collect();
+                let items = lines
+                    .iter()
+                    .map(|line| Item::of(Some(&text), parse_line(text.as_bytes(), Some(&text), line)))
+                    .collect();
                 ParsedChunk { text, lines, items }
             }
             Err(error) => {
                 let text = error.as_bytes();
-                let items = lines.iter().map(|line| Item::of(None, parse_line(text, line))).collect();
+                let items = lines.iter().map(|line| Item::of(None, parse_line(text, None, line))).collect();
                 ParsedChunk { text: String::new(), lines, items }
             }
         }
@@ -148,16 +151,16 @@ impl Field {
 }
 
 /// The line's request: read by hand when it has the common shape, else by serde (whose error,
-/// shortened, is the detail of `invalid_line`).
-fn parse_line<'t>(text: &'t [u8], line: &Line) -> Result<BatchLine<'t>, Cow<'static, str>> {
+/// shortened, is the detail of `invalid_line`). `utf8` is the chunk's text when it is all UTF-8.
+fn parse_line<'t>(text: &'t [u8], utf8: Option<&'t str>, line: &Line) -> Result<BatchLine<'t>, Cow<'static, str>> {
     let Some(range) = line.text.clone() else {
         return Err(format!("the line is longer than {MAX_LINE_BYTES} bytes").into());
     };
-    let text = &text[range];
-    if let Some(line) = read_common_line(text) {
+    // Lines start and end next to a newline (ASCII), so the range is on character boundaries.
+    if let Some(line) = utf8.and_then(|utf8| read_common_line(&utf8[range.clone()])) {
         return Ok(line);
     }
-    serde_json::from_slice(text).map_err(|error| truncate(error.to_string()).into())
+    serde_json::from_slice(&text[range]).map_err(|error| truncate(error.to_string()).into())
 }
 
 fn truncate(mut text: String) -> String {
