@@ -2,6 +2,8 @@
 //! (no view built per line, no serde but for strings that need escaping), in the shape of
 //! `BatchDecisionView`.
 
+use std::borrow::Cow;
+
 use axum::body::Bytes;
 use optin_core::decision::Reason;
 use optin_core::phone::PhoneNumber;
@@ -16,6 +18,7 @@ pub(super) fn write_answers(chunk: &ParsedChunk, decisions: &[AudienceDecision])
     // About 75 bytes for an allowed line, 150 for a refused one.
     let mut output = Vec::with_capacity(chunk.lines.len() * 160);
     let mut allowed = 0;
+    let mut tails = RefusalTails::default();
     for (line, parsed) in chunk.lines.iter().zip(chunk.parsed()) {
         let answer = match parsed {
             Parsed::Request(request) => {
@@ -27,7 +30,7 @@ pub(super) fn write_answers(chunk: &ParsedChunk, decisions: &[AudienceDecision])
                 Answer { line: line.number, phone: phone.map(PhoneOut::Given), outcome: Outcome::Invalid(code, detail) }
             }
         };
-        answer.write(&mut output);
+        answer.write(&mut output, &mut tails);
     }
     (Bytes::from(output), allowed)
 }
@@ -59,7 +62,7 @@ impl<'a> Answer<'a> {
     }
 
     /// Appends the line (with its newline) to `output`.
-    fn write(&self, output: &mut Vec<u8>) {
+    fn write(&self, output: &mut Vec<u8>, tails: &mut RefusalTails) {
         output.extend_from_slice(b"{\"line\":");
         write_number(output, self.line);
         match &self.phone {
@@ -75,23 +78,54 @@ impl<'a> Answer<'a> {
             None => {}
         }
         match self.outcome {
+            Outcome::Decided([]) => output.extend_from_slice(b",\"allowed\":true,\"reasons\":[]}\n"),
+            Outcome::Decided([reason]) if reason.retry_after().is_none() => match reason.detail() {
+                Cow::Borrowed(detail) => tails.write(output, reason.code(), detail),
+                Cow::Owned(detail) => write_refusal(output, &[(reason.code(), &detail, None)]),
+            },
             Outcome::Decided(reasons) => {
-                output.extend_from_slice(if reasons.is_empty() { b",\"allowed\":true" } else { b",\"allowed\":false" });
-                output.extend_from_slice(b",\"reasons\":[");
-                for (index, reason) in reasons.iter().enumerate() {
-                    if index > 0 {
-                        output.push(b',');
-                    }
-                    write_reason(output, reason.code(), &reason.detail(), reason.retry_after());
-                }
-                output.extend_from_slice(b"]}\n");
+                let details: Vec<_> = reasons.iter().map(|r| (r.code(), r.detail(), r.retry_after())).collect();
+                let reasons: Vec<_> = details.iter().map(|(code, detail, at)| (*code, detail.as_ref(), *at)).collect();
+                write_refusal(output, &reasons);
             }
-            Outcome::Invalid(code, detail) => {
-                output.extend_from_slice(b",\"allowed\":false,\"reasons\":[");
-                write_reason(output, code, detail, None);
-                output.extend_from_slice(b"]}\n");
-            }
+            Outcome::Invalid(code, detail) => write_refusal(output, &[(code, detail, None)]),
         }
+    }
+}
+
+/// A refusal's end of line: `allowed` and its reasons (code, detail, `retry_after`).
+fn write_refusal(output: &mut Vec<u8>, reasons: &[(&str, &str, Option<jiff::Timestamp>)]) {
+    output.extend_from_slice(b",\"allowed\":false,\"reasons\":[");
+    for (index, (code, detail, retry_after)) in reasons.iter().enumerate() {
+        if index > 0 {
+            output.push(b',');
+        }
+        write_reason(output, code, detail, *retry_after);
+    }
+    output.extend_from_slice(b"]}\n");
+}
+
+/// The ends of lines refused for one reason with a constant detail (the usual refusals:
+/// `no_opt_in`, `opted_out`, `duplicate`), each written once per chunk and then copied.
+#[derive(Default)]
+struct RefusalTails {
+    /// By the code and the detail's address and length (a constant's place names its text).
+    written: Vec<(TailKey, Vec<u8>)>,
+}
+
+type TailKey = (&'static str, usize, usize);
+
+impl RefusalTails {
+    fn write(&mut self, output: &mut Vec<u8>, code: &'static str, detail: &'static str) {
+        let key = (code, detail.as_ptr().addr(), detail.len());
+        if let Some((_, tail)) = self.written.iter().find(|(known, _)| *known == key) {
+            output.extend_from_slice(tail);
+            return;
+        }
+        let mut tail = Vec::new();
+        write_refusal(&mut tail, &[(code, detail, None)]);
+        output.extend_from_slice(&tail);
+        self.written.push((key, tail));
     }
 }
 
@@ -143,7 +177,7 @@ mod tests {
 
     fn written(answer: &Answer<'_>) -> serde_json::Value {
         let mut output = Vec::new();
-        answer.write(&mut output);
+        answer.write(&mut output, &mut RefusalTails::default());
         assert_eq!(output.iter().filter(|byte| **byte == b'\n').count(), 1, "one line");
         assert!(output.ends_with(b"\n"));
         serde_json::from_slice(&output).expect("the line is JSON")
@@ -166,6 +200,30 @@ mod tests {
         let invalid = Answer { line: 4, phone: None, outcome: Outcome::Invalid("invalid_line", "not JSON") };
         let expected = serde_json::json!({"line": 4, "allowed": false, "reasons": [{"code": "invalid_line", "detail": "not JSON"}]});
         assert_eq!(written(&invalid), expected);
+    }
+
+    #[test]
+    fn refusals_written_again_from_the_chunk_cache_are_the_same() {
+        let refusals = [Reason::NoOptIn, Reason::OptedOut, Reason::Duplicate, Reason::NoOptIn, Reason::OptedOut];
+        let mut tails = RefusalTails::default();
+        for (line, reason) in refusals.iter().enumerate() {
+            let decided = AudienceDecision {
+                phone: PhoneNumber::from_e164("+14155552671"),
+                decision: optin_core::decision::Decision { reasons: vec![reason.clone()] },
+            };
+            let mut output = Vec::new();
+            Answer::decided(line as u64, "x", &decided).write(&mut output, &mut tails);
+            let view = BatchDecisionView {
+                line: line as u64,
+                phone: Some("+14155552671".to_owned()),
+                allowed: false,
+                reasons: vec![ReasonView::from(reason)],
+            };
+            let mut expected = serde_json::to_vec(&view).unwrap();
+            expected.push(b'\n');
+            assert_eq!(String::from_utf8(output).unwrap(), String::from_utf8(expected).unwrap(), "byte for byte");
+        }
+        assert_eq!(tails.written.len(), 3, "one per reason");
     }
 
     #[test]
