@@ -80,6 +80,11 @@ impl ConsentIndex {
         self.by_business.get(&business).and_then(|contacts| contacts.get(phone)).unwrap_or_default()
     }
 
+    /// The table of one business's contacts, if it has any.
+    pub(crate) fn contacts_of(&self, business: BusinessId) -> Option<&ContactTable> {
+        self.by_business.get(&business)
+    }
+
     /// Sets a contact's bits; `None` when the contact has no consent rows.
     pub(crate) fn set(&mut self, business: BusinessId, phone: u64, bits: Option<ConsentBits>) {
         match bits {
@@ -321,7 +326,9 @@ impl Shared {
 
     pub(crate) fn consent_bits_many(&self, business: BusinessId, phones: &[PhoneNumber]) -> Vec<ConsentBits> {
         let index = read(&self.index);
-        phones.iter().map(|phone| index.get(business, phone.key())).collect()
+        // The business's table is found once, not once per number.
+        let Some(contacts) = index.contacts_of(business) else { return vec![ConsentBits::default(); phones.len()] };
+        phones.iter().map(|phone| contacts.get(phone.key()).unwrap_or_default()).collect()
     }
 
     pub(crate) fn tenancy(&self) -> RwLockReadGuard<'_, TenancyCache> {

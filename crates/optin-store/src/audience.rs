@@ -87,21 +87,34 @@ struct PlaceRules {
 }
 
 /// A place and a kind of message, by identity: a place's codes and zones are static tables, so the
-/// same place always has the same addresses (comparing them costs no zone lookup).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// same address means the same place (comparing and hashing addresses costs no string or zone
+/// lookup; a place found at two addresses would only be remembered twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PlaceKey {
-    country: &'static str,
-    region: Option<&'static str>,
+    country: (usize, usize),
+    region: Option<(usize, usize)>,
     zones: (usize, usize),
     kind: TemplateCategory,
 }
 
+/// One word hashed instead of each field (this is looked up once per decision): keys that are
+/// equal give the same word, and the rare keys that share it are told apart by `Eq`.
+impl std::hash::Hash for PlaceKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let region = self.region.map_or(0, |(address, _)| address);
+        let word =
+            self.zones.0 ^ self.zones.1.rotate_left(48) ^ self.country.0.rotate_left(16) ^ region.rotate_left(32);
+        state.write_usize(word ^ self.kind as usize);
+    }
+}
+
 impl PlaceKey {
     fn new(place: &Place, kind: TemplateCategory) -> PlaceKey {
+        let address = |text: &'static str| (text.as_ptr().addr(), text.len());
         let zones = place.time_zone().zones();
         PlaceKey {
-            country: place.country_code(),
-            region: place.region(),
+            country: address(place.country_code()),
+            region: place.region().map(address),
             zones: (zones.as_ptr().addr(), zones.len()),
             kind,
         }

@@ -5,7 +5,12 @@
 //!   plus a quarter as many unknown numbers, shuffled, all in E.164;
 //! - `OPTIN_COMPARE_PER_NUMBER` (default 200,000): numbers looked up one query at a time in
 //!   PostgreSQL (that mode is slow: it is measured on a sample and reported as a rate);
-//! - `OPTIN_COMPARE_SECONDS` (default 15): duration of the single-decision run.
+//! - `OPTIN_COMPARE_SECONDS` (default 15): duration of the single-decision run;
+//! - `OPTIN_COMPARE_QUICK=1`: only optin's batch runs and Redis (no PostgreSQL, no single
+//!   decisions), to iterate on the batch path; the default is the full run;
+//! - `OPTIN_COMPARE_KEEP=DIR`: keep optin's database in `DIR` and reuse it in later runs with the
+//!   same number of contacts (skips loading; the default is a fresh temporary database). The
+//!   single-decision run writes opt-outs, so it is skipped with a kept database.
 //!
 //! Needs PostgreSQL (`OPTIN_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`),
 //! Redis on 127.0.0.1:6379 (keys under `optin-bench:`, deleted afterwards) and `wrk`.
@@ -47,6 +52,7 @@ fn main() -> anyhow::Result<()> {
     let contacts = env_number("OPTIN_COMPARE_CONTACTS", 1_000_000);
     let per_number = env_number("OPTIN_COMPARE_PER_NUMBER", 200_000);
     let seconds = env_number("OPTIN_COMPARE_SECONDS", 15);
+    let quick = std::env::var("OPTIN_COMPARE_QUICK").is_ok_and(|v| v == "1");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let data = Data::generate(contacts);
@@ -58,13 +64,33 @@ fn main() -> anyhow::Result<()> {
         let expected_allowed = data.statuses.iter().filter(|s| **s == Status::OptedIn).count();
         let mut results = Vec::new();
 
-        let directory = tempfile::tempdir()?;
-        let database_path = directory.path().join("optin.db");
+        let temporary = tempfile::tempdir()?;
+        let kept = std::env::var_os("OPTIN_COMPARE_KEEP").map(std::path::PathBuf::from);
+        let directory = kept.clone().unwrap_or_else(|| temporary.path().to_owned());
+        std::fs::create_dir_all(&directory)?;
+        let database_path = directory.join("optin.db");
+        let loaded = directory.join(format!("business-{contacts}.txt"));
+        let reused = kept.is_some() && loaded.exists();
+        if kept.is_some() && !reused && database_path.exists() {
+            anyhow::bail!("{} holds a database of another size: remove it", directory.display());
+        }
         let store = Arc::new(SqliteStore::open(&database_path)?);
-        let (business, key) = create_business(store.as_ref()).await?;
-        let started = Instant::now();
-        data.load_into_optin(&store, &business).await?;
-        println!("optin: loaded in {:.1} s; resident memory {}", started.elapsed().as_secs_f64(), rss_mib());
+        let (business, key) = if reused {
+            let text = std::fs::read_to_string(&loaded)?;
+            let (id, key) = text.trim().split_once(' ').ok_or_else(|| anyhow::anyhow!("bad {}", loaded.display()))?;
+            let business = optin_store::tenancy::require_business(store.as_ref(), id.parse()?).await?;
+            println!("optin: reusing the database in {}", directory.display());
+            (business, key.to_owned())
+        } else {
+            let (business, key) = create_business(store.as_ref()).await?;
+            let started = Instant::now();
+            data.load_into_optin(&store, &business).await?;
+            println!("optin: loaded in {:.1} s; resident memory {}", started.elapsed().as_secs_f64(), rss_mib());
+            if kept.is_some() {
+                std::fs::write(&loaded, format!("{} {key}", business.id))?;
+            }
+            (business, key)
+        };
         // As in a running deployment, whose contacts arrived over time: no bulk load's WAL still
         // being copied back while the batch runs.
         store.checkpoint_for_benchmarks().await?;
@@ -74,23 +100,25 @@ fn main() -> anyhow::Result<()> {
         check(allowed, expected_allowed, "optin batch over HTTP");
         results.push(("optin: POST /v1/decisions/batch (NDJSON stream)", data.audience.len(), elapsed));
 
-        let (allowed, elapsed) = optin_cli(&database_path, &business, &data, directory.path())?;
+        let (allowed, elapsed) = optin_cli(&database_path, &business, &data, temporary.path())?;
         check(allowed, expected_allowed, "optin audience filter");
         results.push(("optin: `optin audience filter` (CSV, other process)", data.audience.len(), elapsed));
         println!("optin: resident memory after the batch runs {}", rss_mib());
 
-        let database = optin_store_postgres::TestDatabase::create().await;
-        let (client, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
-        let started = Instant::now();
-        data.load_into_postgres(&client).await?;
-        println!("PostgreSQL: loaded and indexed in {:.1} s", started.elapsed().as_secs_f64());
-        let sample = per_number.min(data.audience.len());
-        let (_, elapsed) = postgres_per_number(database.url(), &data.audience[..sample]).await?;
-        results.push(("PostgreSQL: one query per number, 64 in flight", sample, elapsed));
-        let (allowed, elapsed) = postgres_any(&client, &data.audience).await?;
-        check(allowed, expected_allowed, "PostgreSQL = ANY");
-        results.push(("PostgreSQL: one `= ANY($1)` query per 1,000 numbers", data.audience.len(), elapsed));
+        if !quick {
+            let database = optin_store_postgres::TestDatabase::create().await;
+            let (client, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls).await?;
+            tokio::spawn(connection);
+            let started = Instant::now();
+            data.load_into_postgres(&client).await?;
+            println!("PostgreSQL: loaded and indexed in {:.1} s", started.elapsed().as_secs_f64());
+            let sample = per_number.min(data.audience.len());
+            let (_, elapsed) = postgres_per_number(database.url(), &data.audience[..sample]).await?;
+            results.push(("PostgreSQL: one query per number, 64 in flight", sample, elapsed));
+            let (allowed, elapsed) = postgres_any(&client, &data.audience).await?;
+            check(allowed, expected_allowed, "PostgreSQL = ANY");
+            results.push(("PostgreSQL: one `= ANY($1)` query per 1,000 numbers", data.audience.len(), elapsed));
+        }
 
         let mut redis = Redis::connect().await?;
         let started = Instant::now();
@@ -102,7 +130,9 @@ fn main() -> anyhow::Result<()> {
         redis.command(&[b"DEL", b"optin-bench:offers:in", b"optin-bench:offers:out"]).await?;
 
         report(&results);
-        single_decisions_under_opt_outs(&address, &key, &data, seconds).await?;
+        if !quick && kept.is_none() {
+            single_decisions_under_opt_outs(&address, &key, &data, seconds).await?;
+        }
         Ok(())
     })
 }

@@ -3,13 +3,18 @@
 //! Both bodies stream, so an audience of millions is never held on either side: the response
 //! starts at once, and each chunk of about a thousand lines is read, decided with
 //! `optin_store::audience` (a couple of store reads, no transaction held between chunks) and
-//! handed to the connection, at most a few chunks ahead of what it has written. The request body is read directly (not through the body
-//! limit), one line at a time with a bounded length. A line that cannot be read is answered
-//! `invalid_line` and the stream goes on; a store failure ends the response abruptly (without
-//! its last chunk), after the lines already answered, so the client sees a broken stream.
+//! handed to the connection, at most a few chunks ahead of what it has written. Three tasks do
+//! it in a pipeline, so that both cores work: one reads and parses the lines of a chunk, one
+//! decides chunks in order (the audience's state, such as the numbers seen, is one), one writes
+//! the answers. The request body is read directly (not through the body limit), one line at a
+//! time with a bounded length. A line that cannot be read is answered `invalid_line` and the
+//! stream goes on; a store failure ends the response abruptly (without its last chunk), after
+//! the lines already answered, so the client sees a broken stream.
 
 mod answer;
+mod common;
 mod lines;
+mod parse;
 
 use std::borrow::Cow;
 
@@ -21,17 +26,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use optin_core::business::Business;
 use optin_core::decision::ReasonView;
-use optin_core::phone::Region;
-use optin_store::audience::{Audience, AudienceMessage, AudienceRequest};
+use optin_store::audience::{Audience, AudienceDecision, AudienceRequest};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::{Receiver, Sender, channel};
 use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use self::answer::write_answers;
-use self::lines::{Line, LineReader};
+use self::lines::LineReader;
+use self::parse::{Parsed, ParsedChunk};
 use crate::auth::BusinessAuth;
 use crate::error::{ApiError, ProblemDetails};
 use crate::extract::Query;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// Lines decided together: one or two store reads each.
@@ -125,20 +132,18 @@ pub(crate) async fn decide_batch(
     if query.reserve.unwrap_or(false) {
         audience = audience.reserving_capacity();
     }
-    let batch = Batch {
-        state,
-        business,
-        reader: LineReader::new(body.into_data_stream(), MAX_LINE_BYTES),
-        lines: Vec::with_capacity(CHUNK_LINES),
-        audience,
-    };
-    // The chunks are decided on a task of their own, inside the handler's span, a couple of chunks
-    // ahead of the connection: while the connection task writes one chunk's answers and reads the
-    // next lines, the next chunk is being decided (on another core). The bounded channel keeps at
-    // most `CHUNKS_AHEAD` chunks of answers in memory; a client that goes away closes it, which
-    // stops the task.
-    let (answers, received) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_AHEAD);
-    tokio::spawn(batch.answer_all(answers).instrument(tracing::Span::current()));
+    // Each stage holds at most `CHUNKS_AHEAD` chunks for the next, so memory stays bounded; a
+    // failure travels down the pipeline in order (the answers before it are sent first), and a
+    // client that goes away closes the last channel, which stops every stage in turn.
+    let (parsed, to_decide) = channel(CHUNKS_AHEAD);
+    let (decided, to_write) = channel(CHUNKS_AHEAD);
+    let (answers, received) = channel::<Result<Bytes, std::io::Error>>(CHUNKS_AHEAD);
+    let reader = LineReader::new(body.into_data_stream(), MAX_LINE_BYTES);
+    let span = tracing::Span::current();
+    let metrics = state.metrics().clone();
+    tokio::spawn(read_chunks(reader, parsed).instrument(span.clone()));
+    tokio::spawn(decide_chunks(Decider { state, business, audience }, to_decide, decided).instrument(span.clone()));
+    tokio::spawn(write_chunks(metrics, to_write, answers).instrument(span));
     let chunks = futures::stream::unfold(received, |mut received| async move {
         received.recv().await.map(|answer| (answer, received))
     });
@@ -156,103 +161,82 @@ pub(crate) struct BatchQuery {
     reserve: Option<bool>,
 }
 
-struct Batch {
+/// A chunk, or the failure that ends the stream.
+type Step<T> = Result<T, std::io::Error>;
+
+/// Reads and parses the body a chunk at a time, until it ends or cannot be read.
+async fn read_chunks(mut reader: LineReader, parsed: Sender<Step<ParsedChunk>>) {
+    loop {
+        let mut lines = Vec::with_capacity(CHUNK_LINES);
+        let chunk = match reader.read_chunk(&mut lines, CHUNK_LINES).await {
+            Ok(()) if lines.is_empty() => return,
+            Ok(()) => Ok(ParsedChunk::parse(reader.take_text(), lines)),
+            Err(error) => {
+                tracing::debug!(%error, "the batch request body could not be read");
+                Err(std::io::Error::other(error))
+            }
+        };
+        let failed = chunk.is_err();
+        if parsed.send(chunk).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The audience's state and what deciding it needs.
+struct Decider {
     state: AppState,
     business: Business,
-    reader: LineReader,
-    lines: Vec<Line>,
     audience: Audience,
 }
 
-/// What a line asks, or why it cannot be decided.
-pub(super) enum Parsed<'a> {
-    Request(AudienceRequest<'a>),
-    Invalid { phone: Option<&'a str>, code: &'static str, detail: String },
-}
-
-impl Batch {
-    /// Answers chunk after chunk into `answers` until the body ends, a store failure (sent as the
-    /// last item, which breaks the response) or the client goes away.
-    async fn answer_all(mut self, answers: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) {
-        loop {
-            let answer = match self.answer_chunk().await {
-                Ok(Some(bytes)) => Ok(bytes),
-                Ok(None) => return,
-                Err(error) => Err(error),
-            };
-            let failed = answer.is_err();
-            if answers.send(answer).await.is_err() || failed {
-                return;
-            }
+/// Decides the chunks in order, until the body ends, a failure, or the client goes away.
+async fn decide_chunks(
+    mut decider: Decider,
+    mut to_decide: Receiver<Step<ParsedChunk>>,
+    decided: Sender<Step<(ParsedChunk, Vec<AudienceDecision>)>>,
+) {
+    while let Some(chunk) = to_decide.recv().await {
+        let answer = match chunk {
+            Ok(chunk) => decider.decide(&chunk).await.map(|decisions| (chunk, decisions)),
+            Err(error) => Err(error),
+        };
+        let failed = answer.is_err();
+        if decided.send(answer).await.is_err() || failed {
+            return;
         }
     }
+}
 
-    /// Reads, decides and writes the next chunk; `None` at the end of the body.
-    async fn answer_chunk(&mut self) -> Result<Option<Bytes>, std::io::Error> {
-        let Batch { state, business, reader, lines, audience } = self;
-        reader.read_chunk(lines, CHUNK_LINES).await.map_err(|error| {
-            tracing::debug!(%error, "the batch request body could not be read");
-            std::io::Error::other(error)
-        })?;
-        if lines.is_empty() {
-            return Ok(None);
-        }
-        let text = reader.text();
-        let bodies: Vec<Result<BatchLine<'_>, Cow<'static, str>>> =
-            lines.iter().map(|line| parse_line(text, line)).collect();
-        let parsed: Vec<Parsed<'_>> = bodies.iter().map(to_request).collect();
+impl Decider {
+    /// The decisions for the chunk's requests (its invalid lines have none).
+    async fn decide(&mut self, chunk: &ParsedChunk) -> Step<Vec<AudienceDecision>> {
         let requests: Vec<AudienceRequest<'_>> =
-            parsed.iter().filter_map(|p| if let Parsed::Request(r) = p { Some(*r) } else { None }).collect();
-        let decisions = audience.decide_chunk(state.store(), business, &requests).await.map_err(|error| {
+            chunk.parsed().filter_map(|p| if let Parsed::Request(r) = p { Some(r) } else { None }).collect();
+        let Decider { state, business, audience } = self;
+        audience.decide_chunk(state.store(), business, &requests).await.map_err(|error| {
             let message = error.to_string();
             ApiError::from(error).log();
             std::io::Error::other(format!("the batch stopped: {message}"))
-        })?;
-        let (output, allowed) = write_answers(lines, &parsed, &decisions);
-        state.metrics().record_decisions(allowed, lines.len() as u64 - allowed);
-        Ok(Some(output))
+        })
     }
 }
 
-fn parse_line<'t>(text: &'t [u8], line: &Line) -> Result<BatchLine<'t>, Cow<'static, str>> {
-    let Some(range) = line.text.clone() else {
-        return Err(format!("the line is longer than {MAX_LINE_BYTES} bytes").into());
-    };
-    serde_json::from_slice(&text[range]).map_err(|error| truncate(error.to_string()).into())
-}
-
-fn to_request<'a>(body: &'a Result<BatchLine<'a>, Cow<'static, str>>) -> Parsed<'a> {
-    let invalid = |phone, code, detail: &str| Parsed::Invalid { phone, code, detail: detail.to_owned() };
-    let line = match body {
-        Ok(line) => line,
-        Err(detail) => return invalid(None, "invalid_line", detail),
-    };
-    let phone = Some(line.phone.as_ref());
-    let message = match (&line.category, &line.template, &line.message_type) {
-        (Some(category), None, None) => AudienceMessage::Category(category),
-        (None, Some(template), None) => {
-            AudienceMessage::Template { name: &template.name, language: &template.language }
+/// Writes the decided chunks' answers into the response, in order.
+async fn write_chunks(
+    metrics: Metrics,
+    mut to_write: Receiver<Step<(ParsedChunk, Vec<AudienceDecision>)>>,
+    answers: Sender<Step<Bytes>>,
+) {
+    while let Some(decided) = to_write.recv().await {
+        let answer = decided.map(|(chunk, decisions)| {
+            let (output, allowed) = write_answers(&chunk, &decisions);
+            metrics.record_decisions(allowed, chunk.lines.len() as u64 - allowed);
+            output
+        });
+        let failed = answer.is_err();
+        if answers.send(answer).await.is_err() || failed {
+            return;
         }
-        (_, _, Some(_)) => {
-            return invalid(
-                phone,
-                "invalid_line",
-                "message_type is not accepted: batches are for business-initiated messages (a category or a template)",
-            );
-        }
-        _ => return invalid(phone, "invalid_line", "give exactly one of `category` and `template` ({name, language})"),
-    };
-    let region = match line.country.as_deref().map(Region::parse).transpose() {
-        Ok(region) => region,
-        Err(error) => return Parsed::Invalid { phone, code: error.code(), detail: error.to_string() },
-    };
-    Parsed::Request(AudienceRequest { phone: &line.phone, region, message })
-}
-
-fn truncate(mut text: String) -> String {
-    if let Some((cut, _)) = text.char_indices().nth(MAX_DETAIL_CHARS) {
-        text.truncate(cut);
-        text.push('…');
     }
-    text
 }

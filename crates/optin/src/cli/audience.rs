@@ -1,6 +1,10 @@
 //! `optin audience filter`: a campaign's CSV audience through the gate, streamed a chunk at a
 //! time through `optin_store::audience` (the use case behind `POST /v1/decisions/batch`).
 //!
+//! Three stages work at once, so that both cores do: a blocking thread reads the CSV a chunk at
+//! a time, the command's task decides the chunks in order, and another blocking thread writes
+//! the rows; each holds at most a few chunks for the next, so memory stays bounded.
+//!
 //! Rows keep every column: the allowed ones are written as read (same header), the refused ones
 //! with an extra `reasons` column (codes joined by `;`). A row whose number is not valid is a
 //! refused row, not an error; the command fails (exit 2, `error[code]`) only when the input
@@ -24,6 +28,8 @@ use super::{Failure, GlobalArgs, Output};
 
 /// Rows decided together (as the batch endpoint's chunks).
 const CHUNK_ROWS: usize = 1_000;
+/// Chunks read ahead of the decisions, and decided ahead of the writing.
+const CHUNKS_AHEAD: usize = 4;
 
 #[derive(Debug, Subcommand)]
 pub enum AudienceCommand {
@@ -104,25 +110,87 @@ async fn filter(global: &GlobalArgs, output: Output, args: FilterArgs) -> Result
     outputs.write_headers(reader.byte_headers().map_err(|e| invalid_csv(&e))?)?;
     let progress = super::output::file_progress_bar(&args.input);
     let mut filter = Filter { store: store.as_ref(), business, audience, region, message, phone_column };
-    let mut summary = Summary::default();
-    let mut records = vec![ByteRecord::new(); CHUNK_ROWS];
-    loop {
-        let count = read_chunk(&mut reader, &mut records)?;
-        if count == 0 {
-            break;
+    let (read, mut to_decide) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
+    let (decided, to_write) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
+    let (recycle, recycled) = std::sync::mpsc::channel();
+    let reading = tokio::task::spawn_blocking({
+        let progress = progress.clone();
+        move || read_chunks(reader, &read, &recycled, &progress)
+    });
+    let writing = tokio::task::spawn_blocking({
+        let progress = progress.clone();
+        move || write_chunks(outputs, to_write, &recycle, &progress)
+    });
+    let deciding = async {
+        while let Some(records) = to_decide.recv().await {
+            let records = records?;
+            let decisions = filter.decide(&records).await?;
+            if decided.send((records, decisions)).await.is_err() {
+                break;
+            }
         }
-        let decisions = filter.decide(&records[..count]).await?;
+        Ok::<(), Failure>(())
+    }
+    .await;
+    // The rows decided before a failure are written first, as when one task did everything; a
+    // failure to write concerns earlier rows, so it is the one reported.
+    drop((decided, to_decide));
+    let summary = writing.await??;
+    deciding?;
+    reading.await?;
+    progress.finish_and_clear();
+    summary.print(output, args.allowed.is_some());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the rows a chunk at a time (into vectors of records the writer gives back), until the
+/// end, a bad row (sent last) or the decisions stop.
+fn read_chunks(
+    mut reader: csv::Reader<File>,
+    read: &tokio::sync::mpsc::Sender<Result<Vec<ByteRecord>, Failure>>,
+    recycled: &std::sync::mpsc::Receiver<Vec<ByteRecord>>,
+    progress: &indicatif::ProgressBar,
+) {
+    loop {
+        let mut records = recycled.try_recv().unwrap_or_else(|_| vec![ByteRecord::new(); CHUNK_ROWS]);
+        let count = read_chunk(&mut reader, &mut records);
+        progress.set_position(reader.position().byte());
+        match count {
+            Ok(0) => return,
+            Ok(count) => {
+                records.truncate(count);
+                if read.blocking_send(Ok(records)).is_err() {
+                    return;
+                }
+            }
+            Err(failure) => {
+                let _ = read.blocking_send(Err(failure));
+                return;
+            }
+        }
+    }
+}
+
+/// Writes the decided chunks' rows, in order, and counts them; the writers are flushed at the
+/// end.
+fn write_chunks(
+    mut outputs: Outputs,
+    mut to_write: tokio::sync::mpsc::Receiver<(Vec<ByteRecord>, Vec<AudienceDecision>)>,
+    recycle: &std::sync::mpsc::Sender<Vec<ByteRecord>>,
+    progress: &indicatif::ProgressBar,
+) -> Result<Summary, Failure> {
+    let mut summary = Summary::default();
+    while let Some((mut records, decisions)) = to_write.blocking_recv() {
         for (record, decided) in records.iter().zip(&decisions) {
             summary.add(decided);
             outputs.write(record, decided)?;
         }
-        progress.set_position(reader.position().byte());
         progress.set_message(format!("{} rows", summary.rows));
+        records.resize(CHUNK_ROWS, ByteRecord::new());
+        let _ = recycle.send(records);
     }
-    progress.finish_and_clear();
     outputs.flush()?;
-    summary.print(output, args.allowed.is_some());
-    Ok(ExitCode::SUCCESS)
+    Ok(summary)
 }
 
 /// The per-run state the chunks share.
@@ -219,8 +287,8 @@ fn read_chunk(reader: &mut csv::Reader<File>, records: &mut [ByteRecord]) -> Res
 
 /// Where the rows go: the allowed ones (stdout by default) and, if asked, the refused ones.
 struct Outputs {
-    allowed: csv::Writer<Box<dyn Write>>,
-    refused: Option<csv::Writer<Box<dyn Write>>>,
+    allowed: csv::Writer<Box<dyn Write + Send>>,
+    refused: Option<csv::Writer<Box<dyn Write + Send>>>,
 }
 
 impl Outputs {
@@ -267,8 +335,8 @@ impl Outputs {
     }
 }
 
-fn csv_writer(path: Option<&Path>) -> Result<csv::Writer<Box<dyn Write>>, Failure> {
-    let sink: Box<dyn Write> = match path {
+fn csv_writer(path: Option<&Path>) -> Result<csv::Writer<Box<dyn Write + Send>>, Failure> {
+    let sink: Box<dyn Write + Send> = match path {
         Some(path) => Box::new(
             File::create(path)
                 .map_err(|e| Failure::rejected("unwritable_output", format!("cannot write {}: {e}", path.display())))?,

@@ -45,8 +45,20 @@ impl LineReader {
     }
 
     /// The text the last chunk's ranges point into.
-    pub(super) fn text(&self) -> &[u8] {
+    #[cfg(test)]
+    fn text(&self) -> &[u8] {
         &self.buffer
+    }
+
+    /// Takes the text the last chunk's ranges point into (the start of the next line stays).
+    pub(super) fn take_text(&mut self) -> Vec<u8> {
+        let mut rest = Vec::with_capacity(self.buffer.capacity());
+        rest.extend_from_slice(&self.buffer[self.line_start..]);
+        let mut text = std::mem::replace(&mut self.buffer, rest);
+        text.truncate(self.line_start);
+        self.search_from -= self.line_start;
+        self.line_start = 0;
+        text
     }
 
     /// Reads the next chunk into `lines`: up to `max_lines` lines, fewer when the client has sent
@@ -58,7 +70,7 @@ impl LineReader {
         self.search_from -= self.line_start;
         self.line_start = 0;
         while lines.len() < max_lines {
-            if let Some(offset) = memchr(b'\n', &self.buffer[self.search_from..]) {
+            if let Some(offset) = memchr::memchr(b'\n', &self.buffer[self.search_from..]) {
                 let end = self.search_from + offset;
                 self.end_line(end, lines);
                 self.line_start = end + 1;
@@ -95,7 +107,7 @@ impl LineReader {
             return;
         }
         // Only the end of the over-long line matters; keep what follows it.
-        if let Some(offset) = memchr(b'\n', data) {
+        if let Some(offset) = memchr::memchr(b'\n', data) {
             self.buffer.extend_from_slice(&data[offset..]);
         }
     }
@@ -116,10 +128,6 @@ impl LineReader {
             lines.push(Line { number, text: Some(text) });
         }
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&byte| byte == needle)
 }
 
 #[cfg(test)]
@@ -162,6 +170,25 @@ mod tests {
     async fn over_long_lines_are_reported_without_being_kept() {
         let chunks = read_all(&["short\n0123456", "789", "abcdef\nok\n", "0123456789"], 10).await;
         assert_eq!(chunks.concat(), [line(1, "short"), (2, None), line(3, "ok"), (4, None)]);
+    }
+
+    #[tokio::test]
+    async fn taken_text_holds_the_chunk_and_the_next_line_goes_on() {
+        let pieces: Vec<Result<Bytes, std::io::Error>> =
+            ["a\nbb", "b\nc", "c\n"].iter().map(|p| Ok(Bytes::copy_from_slice(p.as_bytes()))).collect();
+        let body = Body::from_stream(futures::stream::iter(pieces));
+        let mut reader = LineReader::new(body.into_data_stream(), 8);
+        let mut lines = Vec::new();
+        let mut read = Vec::new();
+        loop {
+            reader.read_chunk(&mut lines, 1).await.unwrap();
+            if lines.is_empty() {
+                break;
+            }
+            let text = reader.take_text();
+            read.extend(lines.iter().map(|line| String::from_utf8(text[line.text.clone().unwrap()].to_vec()).unwrap()));
+        }
+        assert_eq!(read, ["a", "bbb", "cc"]);
     }
 
     #[tokio::test]

@@ -280,3 +280,47 @@ async fn a_stream_may_last_longer_than_the_request_timeout() {
     let decided: Vec<Vec<&str>> = answers.iter().map(codes).collect();
     assert_eq!(decided, [vec!["no_opt_in"], vec!["unknown_category"], vec!["unknown_category"]], "{text}");
 }
+
+/// PostgreSQL only (a database server can go away underneath the process; a SQLite file cannot):
+/// a store failure in the middle of a stream breaks the response after the lines already
+/// answered, so a client sees a broken stream, not a short one.
+#[tokio::test]
+async fn a_store_failure_mid_stream_breaks_the_response_after_the_answers_so_far() {
+    let app = crate::helpers::spawn_app(Backend::Postgres).await;
+    let acme = audience_business(&app).await;
+    let (go_on, gate) = tokio::sync::oneshot::channel::<()>();
+    let piece = |phone: &str| (line(&json!({"phone": phone, "category": "offers"})) + "\n").repeat(3);
+    let (first, second) = (piece(ALLOWED), piece(OPTED_OUT));
+    let body =
+        futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(futures::stream::once(async move {
+            gate.await.expect("the test opens the gate");
+            Ok(second)
+        }));
+    let mut response = post_batch(&app, &acme.key, Body::wrap_stream(body)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut received = Vec::new();
+    while received.iter().filter(|byte| **byte == b'\n').count() < 3 {
+        received.extend_from_slice(&response.chunk().await.unwrap().expect("the first answers"));
+    }
+
+    let database = app.postgres_database().unwrap();
+    let admin_url = std::env::var("OPTIN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let (admin, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin.batch_execute(&format!("DROP DATABASE \"{}\" WITH (FORCE)", database.name())).await.unwrap();
+    go_on.send(()).unwrap();
+    let ending = loop {
+        match response.chunk().await {
+            Ok(Some(bytes)) => received.extend_from_slice(&bytes),
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(error),
+        }
+    };
+
+    assert!(ending.is_err(), "the response breaks instead of ending");
+    let answers: Vec<Value> =
+        String::from_utf8(received).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary: Vec<(u64, Vec<&str>)> = answers.iter().map(|a| (a["line"].as_u64().unwrap(), codes(a))).collect();
+    assert_eq!(summary, [(1, vec![]), (2, vec!["duplicate"]), (3, vec!["duplicate"])]);
+}
