@@ -132,8 +132,13 @@ fn has_json_content_type(headers: &HeaderMap) -> bool {
     kind.eq_ignore_ascii_case("application") && (subtype == "json" || subtype.ends_with("+json"))
 }
 
-fn truncate(mut text: String) -> String {
-    if let Some((cut, _)) = text.char_indices().nth(MAX_DETAIL_CHARS) {
+fn truncate(text: String) -> String {
+    truncate_chars(text, MAX_DETAIL_CHARS)
+}
+
+/// `text` cut to `max` characters, with `…` when it was longer (for problem details that echo input).
+pub(crate) fn truncate_chars(mut text: String, max: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max) {
         text.truncate(cut);
         text.push('…');
     }

@@ -11,6 +11,7 @@ use optin_store::audience::{AudienceMessage, AudienceRequest};
 use super::common::read_common_line;
 use super::lines::Line;
 use super::{BatchLine, MAX_DETAIL_CHARS, MAX_LINE_BYTES};
+use crate::extract::truncate_chars;
 
 /// A chunk of lines, each read as a request or found invalid.
 pub(super) struct ParsedChunk {
@@ -160,15 +161,7 @@ fn parse_line<'t>(text: &'t [u8], utf8: Option<&'t str>, line: &Line) -> Result<
     if let Some(line) = utf8.and_then(|utf8| read_common_line(&utf8[range.clone()])) {
         return Ok(line);
     }
-    serde_json::from_slice(&text[range]).map_err(|error| truncate(error.to_string()).into())
-}
-
-fn truncate(mut text: String) -> String {
-    if let Some((cut, _)) = text.char_indices().nth(MAX_DETAIL_CHARS) {
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
+    serde_json::from_slice(&text[range]).map_err(|error| truncate_chars(error.to_string(), MAX_DETAIL_CHARS).into())
 }
 
 #[cfg(test)]
