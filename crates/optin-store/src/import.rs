@@ -165,14 +165,13 @@ impl<'s> Importer<'s> {
     }
 
     /// Checks a chunk of rows; the rejected ones, in order. The good rows are kept (sorted by
-    /// number, spilled to a temporary file past a bound) and written by [`Importer::finish`]; a
+    /// number, spilled to a temporary file past a bound) and written by [`Importer::finish_with`]; a
     /// dry run looks up which were recorded before, chunk by chunk.
     pub async fn import_chunk(&mut self, rows: &[RawRow]) -> Result<Vec<RowRejection>, UseCaseError> {
+        let phones = parse_phones(&self.header, rows);
         let rejections = if self.options.dry_run {
-            let phones = parse_phones(&self.header, rows);
             self.check_and_write(rows, Some(&phones)).await?
         } else {
-            let phones = parse_phones(&self.header, rows);
             let (good, rejections) = self.check_chunk(rows, Some(&phones)).await?;
             for good in good {
                 self.sorted.push(good.row.phone.key(), &rows[good.index]).map_err(scratch_failed)?;
