@@ -201,13 +201,7 @@ fn opt_in(business: &Business, notice: &Notice, phone: PhoneNumber) -> ConsentEv
 fn shuffled_contacts() -> Vec<PhoneNumber> {
     let mut contacts: Vec<PhoneNumber> =
         (0..CONTACTS.load(std::sync::atomic::Ordering::Relaxed)).map(contact).collect();
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    for i in (1..contacts.len()).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        contacts.swap(i, (state % (i as u64 + 1)) as usize);
-    }
+    optin_store::testing::shuffle(&mut contacts);
     contacts
 }
 

@@ -26,6 +26,18 @@ mod import;
 pub use capacity::reservations_survive_reopening;
 pub use import::import_text;
 
+/// Shuffles `items` in the same order every run (Fisher–Yates with a fixed xorshift seed): benchmarks
+/// use it for audiences and files that are not sorted by number, reproducibly.
+pub fn shuffle<T>(items: &mut [T]) {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        items.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+}
+
 const NOTICE: &str = "I agree to receive order updates and offers from Acme Shoes on WhatsApp. Reply STOP to opt out.";
 
 /// Runs every story against `store`, which must be empty.

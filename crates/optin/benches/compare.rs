@@ -202,13 +202,7 @@ impl Data {
             })
             .collect();
         let mut audience = numbers.clone();
-        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-        for i in (1..audience.len()).rev() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            audience.swap(i, (state % (i as u64 + 1)) as usize);
-        }
+        optin_store::testing::shuffle(&mut audience);
         Data { contacts: numbers[..contacts].to_vec(), statuses, audience }
     }
 

@@ -123,13 +123,7 @@ fn numbers(count: usize, global: bool) -> Vec<PhoneNumber> {
             }
         }
     }
-    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-    for i in (1..numbers.len()).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        numbers.swap(i, (state % (i as u64 + 1)) as usize);
-    }
+    optin_store::testing::shuffle(&mut numbers);
     numbers
 }
 

@@ -155,28 +155,7 @@ async fn unreadable_input_stops_with_an_error_code(backend: Backend) {
     assert_eq!(both.status.code(), Some(2), "clap refuses --category with --template");
 }
 
-macro_rules! on_both_backends_cli {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(crate::helpers::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(crate::helpers::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends_cli!(
+crate::helpers::on_both_backends_cli!(
     allowed_rows_keep_every_column_and_refused_rows_say_why,
     with_files_and_json_the_summary_is_printed_as_json,
     unreadable_input_stops_with_an_error_code,

@@ -119,28 +119,7 @@ async fn files_that_cannot_be_imported_stop_with_an_error_code(backend: Backend)
     assert_eq!(cli.json(&["ledger", "verify", "--business", &id])["businesses"][0]["verified_events"], 0);
 }
 
-macro_rules! on_both_backends_cli {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(crate::helpers::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(crate::helpers::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends_cli!(
+crate::helpers::on_both_backends_cli!(
     a_file_imports_with_a_report_of_rejected_rows_and_a_rerun_changes_nothing,
     a_dry_run_records_nothing_and_a_clean_file_exits_zero,
     files_that_cannot_be_imported_stop_with_an_error_code,
