@@ -77,8 +77,16 @@ pub struct LedgerEntry {
 impl LedgerEntry {
     /// Chains `event` after `head` (`None` for a business's first event).
     pub fn chain(event: &ConsentEvent, head: Option<ChainHead>) -> LedgerEntry {
-        let content = serde_json::to_string(event).expect("consent events always serialize");
-        let content_hash = Hash::of(content.as_bytes());
+        let (content, content_hash) = seal(event);
+        LedgerEntry::link(event, content, content_hash, head)
+    }
+
+    /// [`LedgerEntry::chain`] for an event sealed beforehand (same entry, no serializing).
+    pub fn chain_sealed(sealed: &SealedEvent, head: Option<ChainHead>) -> LedgerEntry {
+        LedgerEntry::link(&sealed.event, sealed.content.clone(), sealed.content_hash, head)
+    }
+
+    fn link(event: &ConsentEvent, content: String, content_hash: Hash, head: Option<ChainHead>) -> LedgerEntry {
         let prev_hash = head.map_or(Hash::ZERO, |h| h.hash);
         LedgerEntry {
             index: head.map_or(1, |h| h.index + 1),
@@ -99,6 +107,33 @@ impl LedgerEntry {
     pub fn event(&self) -> Result<ConsentEvent, serde_json::Error> {
         serde_json::from_str(&self.content)
     }
+}
+
+/// An event with its canonical content and content hash: all of [`LedgerEntry::chain`] that does
+/// not depend on the chain's head. A bulk import seals its events while the store writes the
+/// previous chunk, so the store's single writer only links them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEvent {
+    event: ConsentEvent,
+    content: String,
+    content_hash: Hash,
+}
+
+impl SealedEvent {
+    pub fn new(event: ConsentEvent) -> SealedEvent {
+        let (content, content_hash) = seal(&event);
+        SealedEvent { event, content, content_hash }
+    }
+
+    pub fn event(&self) -> &ConsentEvent {
+        &self.event
+    }
+}
+
+fn seal(event: &ConsentEvent) -> (String, Hash) {
+    let content = serde_json::to_string(event).expect("consent events always serialize");
+    let content_hash = Hash::of(content.as_bytes());
+    (content, content_hash)
 }
 
 fn link_hash(prev_hash: &Hash, content_hash: &Hash) -> Hash {

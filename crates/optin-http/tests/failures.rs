@@ -159,7 +159,7 @@ impl Store for PanickingStore {
     async fn record_consent_batch_once(
         &self,
         _: &Business,
-        _: Vec<(String, ConsentEvent)>,
+        _: Vec<(String, optin_core::ledger::SealedEvent)>,
     ) -> Result<Vec<Option<Recorded>>, StoreError> {
         self.fail().await
     }

@@ -11,8 +11,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use optin_core::business::{Business, CategoryName};
-use optin_core::consent::{CategoryConsent, ConsentEvent, ContactConsent, apply};
-use optin_core::ledger::LedgerEntry;
+use optin_core::consent::{CategoryConsent, ContactConsent, apply};
+use optin_core::ledger::{LedgerEntry, SealedEvent};
 use optin_store::{Recorded, StoreError};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -58,9 +58,9 @@ impl PostgresStore {
     pub(crate) async fn append_consent_events_once(
         &self,
         business: &Business,
-        events: &[(String, ConsentEvent)],
+        events: &[(String, SealedEvent)],
     ) -> Result<Vec<Option<Recorded>>, StoreError> {
-        if events.iter().any(|(_, event)| event.business_id != business.id) {
+        if events.iter().any(|(_, sealed)| sealed.event().business_id != business.id) {
             return Err(StoreError::Conflict { constraint: "event_business" });
         }
         let business_id = business.id.as_uuid();
@@ -73,18 +73,19 @@ impl PostgresStore {
         }
         let head = transaction.query_opt(LOCK_HEAD, &[&business_id]).await.map_err(db)?;
         let mut head = rows::chain_head(&head.ok_or(StoreError::NotFound)?)?;
-        let phones: Vec<i64> = taken.iter().map(|&i| phone_key(events[i].1.phone)).collect();
+        let phones: Vec<i64> = taken.iter().map(|&i| phone_key(events[i].1.event().phone)).collect();
         let state_rows = transaction.query(CONTACTS_STATE, &[&business_id, &phones]).await.map_err(db)?;
         let mut consents = contacts_consent(&state_rows)?;
         let mut recorded: Vec<Option<Recorded>> = vec![None; events.len()];
         let mut entries = EventColumns::default();
         let mut states: BTreeMap<(i64, CategoryName), CategoryConsent> = BTreeMap::new();
         for &i in &taken {
-            let event = &events[i].1;
+            let sealed = &events[i].1;
+            let event = sealed.event();
             let phone = phone_key(event.phone);
             let consent = consents.entry(phone).or_default();
             let folded = apply(consent, event);
-            let entry = LedgerEntry::chain(event, head);
+            let entry = LedgerEntry::chain_sealed(sealed, head);
             head = Some(entry.head());
             for (category, state) in &folded.changed {
                 states.insert((phone, category.clone()), state.clone());
@@ -126,13 +127,14 @@ impl PostgresStore {
 async fn take_keys(
     transaction: &deadpool_postgres::Transaction<'_>,
     business_id: Uuid,
-    events: &[(String, ConsentEvent)],
+    events: &[(String, SealedEvent)],
 ) -> Result<Vec<usize>, StoreError> {
     let mut seen: HashSet<&str> = HashSet::with_capacity(events.len());
     let firsts: Vec<usize> = (0..events.len()).filter(|&i| seen.insert(events[i].0.as_str())).collect();
     let keys: Vec<&str> = firsts.iter().map(|&i| events[i].0.as_str()).collect();
-    let event_ids: Vec<Uuid> = firsts.iter().map(|&i| events[i].1.id.as_uuid()).collect();
-    let recorded_at: Vec<i64> = firsts.iter().map(|&i| nanos(events[i].1.recorded_at)).collect::<Result<_, _>>()?;
+    let event = |i: usize| events[i].1.event();
+    let event_ids: Vec<Uuid> = firsts.iter().map(|&i| event(i).id.as_uuid()).collect();
+    let recorded_at: Vec<i64> = firsts.iter().map(|&i| nanos(event(i).recorded_at)).collect::<Result<_, _>>()?;
     let rows = transaction.query(TAKE_KEYS, &[&business_id, &keys, &event_ids, &recorded_at]).await.map_err(db)?;
     let taken: HashSet<&str> =
         rows.iter().map(|row| rows::get(row, "consent_dedupe", "key")).collect::<Result<_, _>>()?;

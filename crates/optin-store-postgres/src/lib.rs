@@ -48,7 +48,7 @@ use jiff::Timestamp;
 use optin_core::business::{Business, BusinessName, Category, CategoryName};
 use optin_core::consent::{ConsentBits, ConsentEvent, ContactConsent};
 use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
-use optin_core::ledger::{ChainHead, LedgerEntry};
+use optin_core::ledger::{ChainHead, LedgerEntry, SealedEvent};
 use optin_core::phone::PhoneNumber;
 use optin_store::channel::{
     Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, ForwardedMessage, NewSignal, Sender, SentMessage,
@@ -381,7 +381,7 @@ impl Store for PostgresStore {
     async fn record_consent_batch_once(
         &self,
         business: &Business,
-        events: Vec<(String, ConsentEvent)>,
+        events: Vec<(String, SealedEvent)>,
     ) -> Result<Vec<Option<Recorded>>, StoreError> {
         self.append_consent_events_once(business, &events).await
     }

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use optin_core::business::{Business, BusinessName, Category, CategoryError, CategoryName, check_category_list};
 use optin_core::consent::{ConsentBits, ConsentEvent, ContactConsent, apply};
 use optin_core::ids::{ApiKeyId, BusinessId};
-use optin_core::ledger::LedgerEntry;
+use optin_core::ledger::{ChainHead, LedgerEntry, SealedEvent};
 use optin_store::{NewApiKey, NewNotice, Notice, Recorded, SavedResponse, StoreError};
 use rusqlite::params;
 
@@ -190,6 +190,19 @@ pub(crate) fn register_notice(batch: &mut Batch<'_>, notice: &NewNotice) -> Resu
 /// this transaction, writes the changed states and moves the head (written once per batch, before
 /// COMMIT: see `Batch::set_chain_head`).
 pub(crate) fn record_consent(batch: &mut Batch<'_>, event: &ConsentEvent) -> Result<Recorded, StoreError> {
+    record_chained(batch, event, |head| LedgerEntry::chain(event, head))
+}
+
+/// [`record_consent`] for an event sealed before it reached the writer.
+fn record_sealed(batch: &mut Batch<'_>, sealed: &SealedEvent) -> Result<Recorded, StoreError> {
+    record_chained(batch, sealed.event(), |head| LedgerEntry::chain_sealed(sealed, head))
+}
+
+fn record_chained(
+    batch: &mut Batch<'_>,
+    event: &ConsentEvent,
+    chain: impl FnOnce(Option<ChainHead>) -> LedgerEntry,
+) -> Result<Recorded, StoreError> {
     let conn = batch.conn;
     let business = event.business_id;
     let head = batch.chain_head(business)?;
@@ -201,7 +214,7 @@ pub(crate) fn record_consent(batch: &mut Batch<'_>, event: &ConsentEvent) -> Res
     let phone = rows::phone_key(event.phone);
     let mut consent = reads::contact_consent(conn, business, event.phone)?;
     let folded = apply(&consent, event);
-    let entry = LedgerEntry::chain(event, head);
+    let entry = chain(head);
     let recorded_at = time(event.recorded_at)?;
 
     conn.prepare_cached(
@@ -268,8 +281,9 @@ pub(crate) fn record_consent(batch: &mut Batch<'_>, event: &ConsentEvent) -> Res
 pub(crate) fn record_consent_once(
     batch: &mut Batch<'_>,
     dedupe_key: &str,
-    event: &ConsentEvent,
+    sealed: &SealedEvent,
 ) -> Result<Option<Recorded>, StoreError> {
+    let event = sealed.event();
     let inserted = batch
         .conn
         .prepare_cached(
@@ -280,7 +294,7 @@ pub(crate) fn record_consent_once(
     if inserted == 0 {
         return Ok(None);
     }
-    record_consent(batch, event).map(Some)
+    record_sealed(batch, sealed).map(Some)
 }
 
 /// The contact's consent as bits over the business's slots (`names` in slot order).

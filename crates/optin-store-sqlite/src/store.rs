@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use optin_core::business::{Business, BusinessName, Category, CategoryName};
 use optin_core::consent::{ConsentBits, ConsentEvent, ContactConsent};
 use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
-use optin_core::ledger::{ChainHead, LedgerEntry};
+use optin_core::ledger::{ChainHead, LedgerEntry, SealedEvent};
 use optin_core::phone::PhoneNumber;
 use optin_store::channel::{
     Delivery, DeliveryFilter, DeliveryId, DeliveryOutcome, ForwardedMessage, NewSignal, Sender, SentMessage,
@@ -512,24 +512,24 @@ impl Store for SqliteStore {
         if event.business_id != business.id {
             return Err(StoreError::Conflict { constraint: "event_business_id" });
         }
-        let (dedupe_key, event) = (dedupe_key.to_owned(), event.clone());
-        self.writer.write(move |batch| commands::record_consent_once(batch, &dedupe_key, &event)).await
+        let (dedupe_key, sealed) = (dedupe_key.to_owned(), SealedEvent::new(event.clone()));
+        self.writer.write(move |batch| commands::record_consent_once(batch, &dedupe_key, &sealed)).await
     }
 
     #[tracing::instrument(skip_all, fields(business = %business.id, events = events.len()))]
     async fn record_consent_batch_once(
         &self,
         business: &Business,
-        events: Vec<(String, ConsentEvent)>,
+        events: Vec<(String, SealedEvent)>,
     ) -> Result<Vec<Option<Recorded>>, StoreError> {
-        if events.iter().any(|(_, event)| event.business_id != business.id) {
+        if events.iter().any(|(_, sealed)| sealed.event().business_id != business.id) {
             return Err(StoreError::Conflict { constraint: "event_business_id" });
         }
         self.writer
             .write(move |batch| {
                 events
                     .iter()
-                    .map(|(dedupe_key, event)| commands::record_consent_once(batch, dedupe_key, event))
+                    .map(|(dedupe_key, sealed)| commands::record_consent_once(batch, dedupe_key, sealed))
                     .collect()
             })
             .await

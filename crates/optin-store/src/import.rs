@@ -39,7 +39,7 @@ use optin_core::business::Business;
 use optin_core::consent::{ConsentBasis, ConsentChange, ConsentEvent, OptIn};
 use optin_core::evidence::{Evidence, Method};
 use optin_core::ids::EventId;
-use optin_core::ledger::Hash;
+use optin_core::ledger::{Hash, SealedEvent};
 use optin_core::phone::PhoneNumber;
 use serde::Serialize;
 use serde_json::Value;
@@ -58,6 +58,8 @@ use crate::store::{Store, StoreError};
 /// chunk takes ~50 ms; larger chunks gained ~4% (10,000 rows: 45,200 against 43,500 rows/s on a
 /// presorted file), not worth five times the wait.
 pub const CHUNK_ROWS: usize = 2_000;
+/// Chunks this long are checked on two threads.
+const PARALLEL_FROM_ROWS: usize = 256;
 /// Longest problem detail or phone echoed back in a rejection.
 const MAX_ECHO_CHARS: usize = 200;
 
@@ -100,6 +102,13 @@ pub struct RowRejection {
     pub problems: Vec<Problem>,
 }
 
+/// What checking a row's own cells found.
+struct RowCheck<'r> {
+    checked: Option<CheckedRow>,
+    notice: Option<NoticeRequest<'r>>,
+    problems: Vec<Problem>,
+}
+
 /// A row that passed its check: where it is in the chunk, what it says, its notice.
 struct GoodRow {
     index: usize,
@@ -121,7 +130,8 @@ pub struct Importer<'s> {
     business: Business,
     header: ImportHeader,
     options: ImportOptions,
-    rows: RowChecker,
+    /// One per checking thread (each remembers the category cells it has seen).
+    rows: [RowChecker; 2],
     notices: Notices,
     summary: ImportSummary,
     /// The previous chunk's store call, running while the next chunk is checked.
@@ -149,7 +159,7 @@ impl<'s> Importer<'s> {
             business,
             header,
             options,
-            rows: RowChecker::new(now),
+            rows: [RowChecker::new(now), RowChecker::new(now)],
             notices: Notices::default(),
             summary,
             pending: None,
@@ -168,11 +178,10 @@ impl<'s> Importer<'s> {
     /// number, spilled to a temporary file past a bound) and written by [`Importer::finish_with`]; a
     /// dry run looks up which were recorded before, chunk by chunk.
     pub async fn import_chunk(&mut self, rows: &[RawRow]) -> Result<Vec<RowRejection>, UseCaseError> {
-        let phones = parse_phones(&self.header, rows);
         let rejections = if self.options.dry_run {
-            self.check_and_write(rows, Some(&phones)).await?
+            self.check_and_write(rows, None).await?
         } else {
-            let (good, rejections) = self.check_chunk(rows, Some(&phones)).await?;
+            let (good, rejections) = self.check_chunk(rows, None).await?;
             for good in good {
                 self.sorted.push(good.row.phone.key(), &rows[good.index]).map_err(scratch_failed)?;
             }
@@ -242,20 +251,11 @@ impl<'s> Importer<'s> {
                 None => Ok(None),
             }
         };
-        let (written, checked) = futures::future::join(wait, self.check_chunk(rows, parsed_phones)).await;
+        let (written, prepared) = futures::future::join(wait, self.prepare_chunk(rows, parsed_phones)).await;
         if let Some(written) = written? {
             self.count(&written);
         }
-        let (good, rejections) = checked?;
-        let good = good
-            .into_iter()
-            .map(|good| {
-                let key = self.dedupe_key(&good.row, &good.notice);
-                let event =
-                    good.notice.reference.map(|reference| self.event(rows[good.index].number, good.row, reference));
-                (key, event)
-            })
-            .collect();
+        let (good, rejections) = prepared?;
         let mut pending = self.start_writing(good);
         // Sends the first request now, so the store works while the caller reads the next chunk.
         if let std::task::Poll::Ready(written) = futures::poll!(pending.as_mut()) {
@@ -264,6 +264,28 @@ impl<'s> Importer<'s> {
             self.pending = Some(pending);
         }
         Ok(rejections)
+    }
+
+    /// Checks a chunk and makes its good rows' dedupe keys and events (all of it while the store
+    /// writes the previous chunk). The rejections, in order.
+    async fn prepare_chunk(
+        &mut self,
+        rows: &[RawRow],
+        parsed_phones: Option<&[Option<Result<PhoneNumber, Problem>>]>,
+    ) -> Result<(Vec<(String, Option<SealedEvent>)>, Vec<RowRejection>), UseCaseError> {
+        let (good, rejections) = self.check_chunk(rows, parsed_phones).await?;
+        let good = good
+            .into_iter()
+            .map(|good| {
+                let key = self.dedupe_key(&good.row, &good.notice);
+                // A dry run only looks up the keys.
+                let reference = good.notice.reference.filter(|_| !self.options.dry_run);
+                let event = reference
+                    .map(|reference| SealedEvent::new(self.event(rows[good.index].number, good.row, reference)));
+                (key, event)
+            })
+            .collect();
+        Ok((good, rejections))
     }
 
     fn count(&mut self, written: &Written) {
@@ -280,10 +302,8 @@ impl<'s> Importer<'s> {
     ) -> Result<(Vec<GoodRow>, Vec<RowRejection>), UseCaseError> {
         let mut good = Vec::with_capacity(rows.len());
         let mut rejections = Vec::new();
-        for (index, row) in rows.iter().enumerate() {
-            let mut problems = Vec::new();
-            let parsed_phone = parsed_phones.and_then(|phones| phones.get(index).cloned().flatten());
-            let (checked, notice) = self.rows.check(&self.header, &self.business, (row, parsed_phone), &mut problems);
+        let checks = self.check_rows(rows, parsed_phones);
+        for (index, (row, RowCheck { checked, notice, mut problems })) in rows.iter().zip(checks).enumerate() {
             let notice = match notice {
                 Some(request) => Some(self.resolve_notice(request).await?),
                 None => None,
@@ -301,6 +321,38 @@ impl<'s> Importer<'s> {
         Ok((good, rejections))
     }
 
+    /// Each row's own cells checked (its notice only named), on two threads: parsing and checking
+    /// a row is most of an import's checking, and rows do not depend on each other.
+    fn check_rows<'r>(
+        &mut self,
+        rows: &'r [RawRow],
+        parsed_phones: Option<&[Option<Result<PhoneNumber, Problem>>]>,
+    ) -> Vec<RowCheck<'r>> {
+        let (header, business) = (&self.header, &self.business);
+        let check =
+            |checker: &mut RowChecker, rows: &'r [RawRow], phones: Option<&[Option<Result<PhoneNumber, Problem>>]>| {
+                let parsed = |index: usize| phones.and_then(|phones| phones.get(index).cloned().flatten());
+                let check_row = |(index, row)| {
+                    let mut problems = Vec::new();
+                    let (checked, notice) = checker.check(header, business, (row, parsed(index)), &mut problems);
+                    RowCheck { checked, notice, problems }
+                };
+                rows.iter().enumerate().map(check_row).collect::<Vec<_>>()
+            };
+        if rows.len() < PARALLEL_FROM_ROWS {
+            return check(&mut self.rows[0], rows, parsed_phones);
+        }
+        let half = rows.len() / 2;
+        let [first_checker, second_checker] = &mut self.rows;
+        let phones = |range: std::ops::Range<usize>| parsed_phones.map(|phones| &phones[range]);
+        std::thread::scope(|scope| {
+            let second = scope.spawn(|| check(second_checker, &rows[half..], phones(half..rows.len())));
+            let mut checks = check(first_checker, &rows[..half], phones(0..half));
+            checks.extend(second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            checks
+        })
+    }
+
     async fn resolve_notice(
         &mut self,
         request: NoticeRequest<'_>,
@@ -309,7 +361,7 @@ impl<'s> Importer<'s> {
         match request {
             NoticeRequest::Id(id) => self.notices.by_id(store, business, id).await,
             NoticeRequest::Text(text, language) => {
-                let (dry_run, now) = (self.options.dry_run, self.rows.now);
+                let (dry_run, now) = (self.options.dry_run, self.rows[0].now);
                 self.notices.by_text(store, business, (text, language), dry_run, now).await
             }
         }
@@ -364,7 +416,7 @@ impl<'s> Importer<'s> {
             business_id: self.business.id,
             phone: row.phone,
             change: ConsentChange::OptIn(opt_in),
-            recorded_at: self.rows.now,
+            recorded_at: self.rows[0].now,
         }
     }
 
@@ -384,7 +436,7 @@ impl<'s> Importer<'s> {
     }
 
     /// Records the chunk's good rows (a dry run reads which were recorded before).
-    fn start_writing(&mut self, good: Vec<(String, Option<ConsentEvent>)>) -> Pending<'s> {
+    fn start_writing(&mut self, good: Vec<(String, Option<SealedEvent>)>) -> Pending<'s> {
         let (store, business) = (self.store, self.business.clone());
         if self.options.dry_run {
             let keys: Vec<String> = good.into_iter().map(|(key, _)| key).collect();
@@ -397,7 +449,7 @@ impl<'s> Importer<'s> {
                 Ok(Written { imported: (keys.len() - repeated) as u64, already_imported: repeated as u64 })
             });
         }
-        let events: Vec<(String, ConsentEvent)> =
+        let events: Vec<(String, SealedEvent)> =
             good.into_iter().filter_map(|(key, event)| event.map(|event| (key, event))).collect();
         Box::pin(async move {
             if events.is_empty() {
@@ -408,23 +460,6 @@ impl<'s> Importer<'s> {
             Ok(Written { imported, already_imported: recorded.len() as u64 - imported })
         })
     }
-}
-
-/// The rows' phone cells parsed, on two threads: libphonenumber is most of checking a row, and
-/// while rows are being checked the store's writer (the other core's work later) is idle.
-fn parse_phones(header: &ImportHeader, rows: &[RawRow]) -> Vec<Option<Result<PhoneNumber, Problem>>> {
-    const PARALLEL_FROM_ROWS: usize = 256;
-    let parse = |rows: &[RawRow]| rows.iter().map(|row| row::parse_phone_cell(header, row)).collect::<Vec<_>>();
-    if rows.len() < PARALLEL_FROM_ROWS {
-        return parse(rows);
-    }
-    let (first, second) = rows.split_at(rows.len() / 2);
-    std::thread::scope(|scope| {
-        let other = scope.spawn(|| parse(second));
-        let mut phones = parse(first);
-        phones.extend(other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-        phones
-    })
 }
 
 /// 128 bits of a dedupe key's content hash (its last 32 hex digits).

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use optin_core::business::{Business, BusinessName, Category, CategoryName};
 use optin_core::consent::{ConsentBits, ConsentEvent, ContactConsent};
 use optin_core::ids::{ApiKeyId, BusinessId, NoticeId};
-use optin_core::ledger::{ChainHead, LedgerEntry};
+use optin_core::ledger::{ChainHead, LedgerEntry, SealedEvent};
 use optin_core::phone::PhoneNumber;
 
 use crate::channel::{
@@ -193,7 +193,7 @@ pub trait Store: Send + Sync + 'static {
     async fn record_consent_batch_once(
         &self,
         business: &Business,
-        events: Vec<(String, ConsentEvent)>,
+        events: Vec<(String, SealedEvent)>,
     ) -> Result<Vec<Option<Recorded>>, StoreError>;
 
     /// Which of `keys` the business already used for `record_consent_once` (read only: a dry run

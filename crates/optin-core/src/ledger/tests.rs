@@ -97,3 +97,14 @@ fn hashes_round_trip_as_hex() {
     assert_eq!(Hash::from_hex(&hash.to_hex()), Some(hash));
     assert_eq!(Hash::from_hex("zz"), None);
 }
+
+#[test]
+fn a_sealed_event_chains_into_the_same_entry() {
+    let entries = chain(3);
+    let sealed = SealedEvent::new(event(4));
+    let head = Some(entries[2].head());
+    assert_eq!(sealed.event(), &event(4));
+    assert_eq!(LedgerEntry::chain_sealed(&sealed, head), LedgerEntry::chain(&event(4), head));
+    assert_eq!(LedgerEntry::chain_sealed(&sealed, None), LedgerEntry::chain(&event(4), None));
+    assert_ne!(LedgerEntry::chain_sealed(&sealed, head).hash, LedgerEntry::chain_sealed(&sealed, None).hash);
+}

@@ -4,6 +4,7 @@
 use optin_core::consent::{CategoryOutcome, ConsentBits, ConsentChange, ConsentEvent, ConsentStatus, NoticeRef, OptIn};
 use optin_core::evidence::{Evidence, Method};
 use optin_core::ids::EventId;
+use optin_core::ledger::SealedEvent;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -24,10 +25,10 @@ fn imported_event(
     notice: NoticeRef,
     number: &str,
     collected: &str,
-) -> ConsentEvent {
+) -> SealedEvent {
     let evidence =
         json!({"batch_id": "b1", "original_method": "web_form", "page_url": "https://a.example", "ip": "192.0.2.1"});
-    ConsentEvent {
+    SealedEvent::new(ConsentEvent {
         id: EventId::from_uuid(Uuid::new_v4()),
         business_id: business.id,
         phone: phone(number),
@@ -42,7 +43,7 @@ fn imported_event(
             needs_confirmation: false,
         }),
         recorded_at: now(),
-    }
+    })
 }
 
 async fn batches_record_each_key_once_in_one_chain(store: &dyn Store) {
