@@ -26,6 +26,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "0004_messaging_limit", sql: include_str!("../migrations/0004_messaging_limit.sql") },
     Migration { version: 5, name: "0005_consent_basis", sql: include_str!("../migrations/0005_consent_basis.sql") },
     Migration { version: 6, name: "0006_documents", sql: include_str!("../migrations/0006_documents.sql") },
+    Migration {
+        version: 7,
+        name: "0007_checks_without_lists",
+        sql: include_str!("../migrations/0007_checks_without_lists.sql"),
+    },
 ];
 
 const CREATE_TRACKING_TABLE: &str = "

@@ -125,7 +125,14 @@ async fn a_database_from_before_the_channel_is_upgraded_in_place() {
     let old_business = database_at_the_first_migration(&path);
     assert_eq!(
         migrate(&path).unwrap(),
-        ["0002_whatsapp", "0003_forwarded", "0004_messaging_limit", "0005_consent_basis", "0006_documents"]
+        [
+            "0002_whatsapp",
+            "0003_forwarded",
+            "0004_messaging_limit",
+            "0005_consent_basis",
+            "0006_documents",
+            "0007_checks_without_lists"
+        ]
     );
 
     let store = SqliteStore::open(&path).unwrap();
