@@ -25,7 +25,7 @@ use jiff::{Span, Timestamp};
 use crate::business::TemplateCategory;
 pub use crate::consent::ConsentBasis;
 
-pub use place::{Place, ZoneChoice, locate};
+pub use place::{Place, PlaceDigits, ZoneChoice, locate, place_digits};
 pub use policy::Cap;
 pub use window::SendingWindow;
 

@@ -49,7 +49,7 @@ use rusqlite::Connection;
 
 use crate::error::{corrupt, db_error};
 use crate::rows::{self, stored_phone_key};
-use crate::table::ContactTable;
+use crate::table::{ContactTable, ContactTableBuilder};
 
 pub(crate) type FoldMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 type FoldSet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
@@ -328,7 +328,7 @@ impl Shared {
         let index = read(&self.index);
         // The business's table is found once, not once per number.
         let Some(contacts) = index.contacts_of(business) else { return vec![ConsentBits::default(); phones.len()] };
-        phones.iter().map(|phone| contacts.get(phone.key()).unwrap_or_default()).collect()
+        contacts.get_each(phones.iter().map(PhoneNumber::key))
     }
 
     pub(crate) fn tenancy(&self) -> RwLockReadGuard<'_, TenancyCache> {
@@ -493,13 +493,12 @@ fn load_index(conn: &Connection) -> Result<(ConsentIndex, i64, i64), StoreError>
     let last_seq: i64 =
         conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM consent_events", [], |row| row.get(0)).map_err(db_error)?;
     let slots = category_slots(conn)?;
-    let mut index = ConsentIndex::default();
     let mut stmt = conn
         .prepare("SELECT business_id, phone, category, status, basis FROM consent_state ORDER BY business_id, phone")
         .map_err(db_error)?;
     let mut rows = stmt.query([]).map_err(db_error)?;
     let mut business = BusinessIdReader::default();
-    let mut current: Option<(BusinessId, u64, ConsentBits)> = None;
+    let mut loader = IndexLoader::default();
     while let Some(row) = rows.next().map_err(db_error)? {
         let business = business.read(row, 0)?;
         let phone = stored_phone_key(row.get(1).map_err(db_error)?, "consent_state.phone")?;
@@ -508,23 +507,54 @@ fn load_index(conn: &Connection) -> Result<(ConsentIndex, i64, i64), StoreError>
             .get(&business)
             .and_then(|names| names.iter().position(|name| name.as_deref() == Some(category)))
             .ok_or_else(|| corrupt("consent_state names a category its business does not have"))?;
-        let bit = 1 << slot;
-        match &mut current {
-            Some((b, p, bits)) if *b == business && *p == phone => set_status(bits, bit, row, 3)?,
-            _ => {
-                if let Some((b, p, bits)) = current.take() {
-                    index.set(b, p, Some(bits));
-                }
-                let mut bits = ConsentBits::default();
-                set_status(&mut bits, bit, row, 3)?;
-                current = Some((business, phone, bits));
+        set_status(loader.bits_of(business, phone), 1 << slot, row, 3)?;
+    }
+    let index = loader.finish();
+    Ok((index, last_seq, tenancy_version(conn)?))
+}
+
+/// The index as read in order of business and phone: each contact's rows are consecutive, and
+/// each business's table is built at its final size once its contacts are counted.
+#[derive(Default)]
+struct IndexLoader {
+    index: ConsentIndex,
+    business: Option<(BusinessId, ContactTableBuilder)>,
+    contact: Option<(u64, ConsentBits)>,
+}
+
+impl IndexLoader {
+    /// The bits of the contact being read, started if `(business, phone)` is a new one.
+    fn bits_of(&mut self, business: BusinessId, phone: u64) -> &mut ConsentBits {
+        let same_business = self.business.as_ref().is_some_and(|(id, _)| *id == business);
+        let same_contact = same_business && self.contact.is_some_and(|(p, _)| p == phone);
+        if !same_contact {
+            self.end_contact();
+            if !same_business {
+                self.end_business();
+                self.business = Some((business, ContactTableBuilder::default()));
             }
+            self.contact = Some((phone, ConsentBits::default()));
+        }
+        &mut self.contact.as_mut().expect("a contact was started").1
+    }
+
+    fn end_contact(&mut self) {
+        if let (Some((phone, bits)), Some((_, builder))) = (self.contact.take(), &mut self.business) {
+            builder.push(phone, bits);
         }
     }
-    if let Some((b, p, bits)) = current {
-        index.set(b, p, Some(bits));
+
+    fn end_business(&mut self) {
+        if let Some((business, builder)) = self.business.take() {
+            self.index.by_business.insert(business, builder.finish());
+        }
     }
-    Ok((index, last_seq, tenancy_version(conn)?))
+
+    fn finish(mut self) -> ConsentIndex {
+        self.end_contact();
+        self.end_business();
+        self.index
+    }
 }
 
 /// Each business's category names by slot.

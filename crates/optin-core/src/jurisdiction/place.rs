@@ -81,6 +81,47 @@ pub fn locate(phone: &PhoneNumber) -> Option<Place> {
     Some(places.countries[country].place(None, None))
 }
 
+/// The leading digits of a number that decide its place: numbers with the same `PlaceDigits` have the same
+/// place (both `None` under [`locate`], or equal), so a shell can remember what it worked out for a place under
+/// them instead of locating every number. Only [`place_digits`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PlaceDigits {
+    /// The first `count` digits.
+    digits: u64,
+    count: u32,
+}
+
+/// The digits that decide where `phone` is: for a +1 number its area code too (one division, no table read;
+/// this is the common case for a large audience), elsewhere the calling code, or the longest prefix any
+/// country sharing that calling code is told by.
+pub fn place_digits(phone: &PhoneNumber) -> PlaceDigits {
+    const NANP_FIRST: u64 = 10_000_000_000;
+    let key = phone.key();
+    if (NANP_FIRST..2 * NANP_FIRST).contains(&key) {
+        // Eleven digits starting with 1: `locate` reads the calling code 1 and the area code after it.
+        return PlaceDigits { digits: key / 10_000_000, count: 4 };
+    }
+    let places = places();
+    let digits = Digits::of(key);
+    let calling_code = (1..=3).find(|length| places.main_country(digits.prefix(*length)).is_some());
+    let Some(length) = calling_code else { return PlaceDigits { digits: 0, count: 0 } };
+    let count = if length == 1 && digits.prefix(1) == 1 {
+        4
+    } else {
+        let code = digits.prefix(length);
+        places
+            .prefixes
+            .iter()
+            .filter(|(prefix, prefix_length, _)| {
+                *prefix_length > length && prefix / 10u64.pow(prefix_length - length) == code
+            })
+            .map(|(_, prefix_length, _)| *prefix_length)
+            .max()
+            .unwrap_or(length)
+    };
+    PlaceDigits { digits: digits.prefix(count), count }
+}
+
 /// Whether `code` is a region `locate` can return (the keys allowed under `[region]` in a policy).
 pub(super) fn is_locatable_region(code: &str) -> bool {
     places().regions.iter().any(|region| region == code)

@@ -91,3 +91,35 @@ proptest! {
         }
     }
 }
+
+/// Leading digits worth varying after: every country-telling prefix of `data/countries.toml`, calling codes
+/// that share one, +1 with area codes, unassigned codes, and single digits.
+const LEADS: [u64; 17] =
+    [1, 1_212, 1_416, 1_999, 7, 77, 44, 447_524, 4_474_576, 39, 3_906_698, 590, 262, 800, 883, 2, 9];
+
+fn any_number() -> impl Strategy<Value = PhoneNumber> {
+    let led = (proptest::sample::select(LEADS.to_vec()), 8u32..=15, any::<u64>()).prop_map(|(lead, count, rest)| {
+        let lead_count = lead.ilog10() + 1;
+        let tail = count.saturating_sub(lead_count);
+        lead * 10u64.pow(tail) + rest % 10u64.pow(tail)
+    });
+    let any = 10_000_000u64..=999_999_999_999_999;
+    prop_oneof![led, any].prop_filter_map("a number", PhoneNumber::from_key)
+}
+
+proptest! {
+    /// What `place_digits` promises: the digits it names decide `locate`'s answer.
+    #[test]
+    fn numbers_with_the_same_place_digits_have_the_same_place(a in any_number(), b in any_number(), keep in 1u32..=15) {
+        // `b` takes `a`'s first `keep` digits, so that many pairs share their place digits.
+        let a_count = a.key().ilog10() + 1;
+        let b_count = b.key().ilog10() + 1;
+        let keep = keep.min(a_count).min(b_count);
+        let head = a.key() / 10u64.pow(a_count - keep);
+        let b = PhoneNumber::from_key(head * 10u64.pow(b_count - keep) + b.key() % 10u64.pow(b_count - keep)).unwrap();
+        if place_digits(&a) == place_digits(&b) {
+            prop_assert_eq!(locate(&a), locate(&b));
+        }
+        prop_assert_eq!(place_digits(&a), place_digits(&a));
+    }
+}
