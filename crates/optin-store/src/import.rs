@@ -274,12 +274,21 @@ impl<'s> Importer<'s> {
         parsed_phones: Option<&[Option<Result<PhoneNumber, Problem>>]>,
     ) -> Result<(Vec<(String, Option<SealedEvent>)>, Vec<RowRejection>), UseCaseError> {
         let (good, rejections) = self.check_chunk(rows, parsed_phones).await?;
+        let keys: Vec<String> = good.iter().map(|good| self.dedupe_key(&good.row, &good.notice)).collect();
+        // Rows an earlier import recorded are not sealed: a rerun spent most of its time making
+        // events the store then dropped. (The store still checks every key it is given.)
+        let used = if self.options.dry_run || keys.is_empty() {
+            vec![false; keys.len()]
+        } else {
+            self.store.dedupe_keys_used(self.business.id, &keys).await?
+        };
         let good = good
             .into_iter()
-            .map(|good| {
-                let key = self.dedupe_key(&good.row, &good.notice);
+            .zip(keys)
+            .zip(used)
+            .map(|((good, key), used)| {
                 // A dry run only looks up the keys.
-                let reference = good.notice.reference.filter(|_| !self.options.dry_run);
+                let reference = good.notice.reference.filter(|_| !self.options.dry_run && !used);
                 let event = reference
                     .map(|reference| SealedEvent::new(self.event(rows[good.index].number, good.row, reference)));
                 (key, event)
@@ -449,15 +458,18 @@ impl<'s> Importer<'s> {
                 Ok(Written { imported: (keys.len() - repeated) as u64, already_imported: repeated as u64 })
             });
         }
+        // Outside a dry run, a row without an event is one whose key was found used.
+        let rows = good.len() as u64;
         let events: Vec<(String, SealedEvent)> =
             good.into_iter().filter_map(|(key, event)| event.map(|event| (key, event))).collect();
         Box::pin(async move {
-            if events.is_empty() {
-                return Ok(Written { imported: 0, already_imported: 0 });
-            }
-            let recorded = store.record_consent_batch_once(&business, events).await?;
-            let imported = recorded.iter().filter(|r| r.is_some()).count() as u64;
-            Ok(Written { imported, already_imported: recorded.len() as u64 - imported })
+            let imported = if events.is_empty() {
+                0
+            } else {
+                let recorded = store.record_consent_batch_once(&business, events).await?;
+                recorded.iter().filter(|r| r.is_some()).count() as u64
+            };
+            Ok(Written { imported, already_imported: rows - imported })
         })
     }
 }

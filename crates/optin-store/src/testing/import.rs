@@ -153,6 +153,15 @@ async fn imports_record_rows_once_by_content(store: &dyn Store) {
     assert_eq!((second.imported, second.already_imported, second.notices_registered), (0, 3, 0), "{second:?}");
     assert_eq!(store.chain_head(business.id).await.unwrap().map(|h| h.index), Some(2));
     assert_eq!(store.list_notices(business.id).await.unwrap().len(), 1, "the notice text is registered once");
+    // A file that adds a row to the imported ones records only that row, in any chunking.
+    let grown = format!(
+        "{file}+14155550404,,offers,web_form,2024-03-02T10:00:00Z,\"{NOTICE}\",en,https://a.example,192.0.2.1\n"
+    );
+    let third = ImportOptions { batch_id: "third".into(), dry_run: false };
+    let (third, _) = import_text(store, &business, grown.as_bytes(), third, 2).await.unwrap();
+    assert_eq!((third.imported, third.already_imported, third.rejected), (1, 3, 1), "{third:?}");
+    assert_eq!(store.chain_head(business.id).await.unwrap().map(|h| h.index), Some(3));
+    assert_eq!(store.contact_events(business.id, phone("+14155550404")).await.unwrap().len(), 1);
     let (dry_again, _) = import_text(store, &business, file.as_bytes(), options(true), 10).await.unwrap();
     assert_eq!((dry_again.imported, dry_again.already_imported), (0, 3));
     assert!(verify_ledger(store, business.id).await.unwrap().is_intact());
