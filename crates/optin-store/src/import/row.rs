@@ -251,6 +251,26 @@ mod tests {
         (problems.iter().map(|p| p.code).collect(), checked.map(|c| c.phone.key()))
     }
 
+    /// The property below compares only rows that pass; this one does, and a kept number is what
+    /// the recheck uses (so the property could fail).
+    #[test]
+    fn a_recheck_takes_the_kept_number() {
+        let cells: [&[u8]; 8] = [
+            b"(415) 555-0101",
+            b"US",
+            b"offers",
+            b"web_form",
+            b"2024-01-01T00:00:00Z",
+            b"3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+            b"https://a.example",
+            b"192.0.2.1",
+        ];
+        let row = RawRow::from_fields(1, cells);
+        assert_eq!(outcome(&row, None), (vec![], Some(14_155_550_101)));
+        let other = PhoneNumber::from_e164("+14155550199").unwrap();
+        assert_eq!(outcome(&row, Some(Ok(other))), (vec![], Some(14_155_550_199)));
+    }
+
     proptest::proptest! {
         /// A row checked again with the number its first check found (as the write phase does)
         /// gives exactly the first check's answer.
