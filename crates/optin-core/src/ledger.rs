@@ -27,7 +27,10 @@ impl Hash {
     }
 
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        // `hex::encode` collects a `char` iterator; an import writes four of these per row.
+        let mut digits = [0; 64];
+        hex::encode_to_slice(self.0, &mut digits).expect("64 digits for 32 bytes");
+        std::str::from_utf8(&digits).expect("hex digits are ASCII").to_owned()
     }
 
     pub fn from_hex(text: &str) -> Option<Hash> {

@@ -1,5 +1,7 @@
 //! Queries, on any connection (a reader's, or the writer's inside its transaction).
 
+use std::sync::LazyLock;
+
 use optin_core::business::{Business, CategoryName};
 use optin_core::consent::ContactConsent;
 use optin_core::ids::{BusinessId, NoticeId};
@@ -155,8 +157,11 @@ pub(crate) fn contact_consent(
     business: BusinessId,
     phone: PhoneNumber,
 ) -> Result<ContactConsent, StoreError> {
+    // Built once: the writer reads a contact's state for every event (an import's every row).
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {STATE_COLUMNS} FROM consent_state WHERE business_id = ?1 AND phone = ?2"));
     let rows: Vec<StateRow> = conn
-        .prepare_cached(&format!("SELECT {STATE_COLUMNS} FROM consent_state WHERE business_id = ?1 AND phone = ?2"))
+        .prepare_cached(&SQL)
         .and_then(|mut stmt| stmt.query_map((business.to_string(), rows::phone_key(phone)), StateRow::read)?.collect())
         .map_err(db_error)?;
     rows.into_iter().map(StateRow::parse).collect()

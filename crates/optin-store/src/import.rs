@@ -348,7 +348,9 @@ impl<'s> Importer<'s> {
                 };
                 rows.iter().enumerate().map(check_row).collect::<Vec<_>>()
             };
-        if rows.len() < PARALLEL_FROM_ROWS {
+        // A recheck (numbers parsed before) runs beside the store's writer, which is the slower
+        // side: a second checking thread would only take the writer's core.
+        if rows.len() < PARALLEL_FROM_ROWS || parsed_phones.is_some() {
             return check(&mut self.rows[0], rows, parsed_phones);
         }
         let half = rows.len() / 2;

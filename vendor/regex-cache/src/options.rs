@@ -42,7 +42,7 @@ impl Default for Options {
 			ignore_whitespace: false,
 			unicode: true,
 			size_limit: 10 * (1 << 20),
-			dfa_size_limit: 2 * (1 << 20),
+			dfa_size_limit: 8 * (1 << 20),
 		}
 	}
 }

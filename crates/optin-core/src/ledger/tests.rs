@@ -94,6 +94,8 @@ fn a_side_column_that_disagrees_with_the_content_is_found() {
 #[test]
 fn hashes_round_trip_as_hex() {
     let hash = Hash::of(b"x");
+    // SHA-256("x"), lowercase, as stored.
+    assert_eq!(hash.to_hex(), "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
     assert_eq!(Hash::from_hex(&hash.to_hex()), Some(hash));
     assert_eq!(Hash::from_hex("zz"), None);
 }
