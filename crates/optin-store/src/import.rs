@@ -58,8 +58,6 @@ use crate::store::{Store, StoreError};
 /// chunk takes ~50 ms; larger chunks gained ~4% (10,000 rows: 45,200 against 43,500 rows/s on a
 /// presorted file), not worth five times the wait.
 pub const CHUNK_ROWS: usize = 2_000;
-/// Chunks this long are checked on two threads.
-const PARALLEL_FROM_ROWS: usize = 256;
 /// Longest problem detail or phone echoed back in a rejection.
 const MAX_ECHO_CHARS: usize = 200;
 
@@ -130,8 +128,8 @@ pub struct Importer<'s> {
     business: Business,
     header: ImportHeader,
     options: ImportOptions,
-    /// One per checking thread (each remembers the category cells it has seen).
-    rows: [RowChecker; 2],
+    /// Checks rows (and remembers the category cells it has seen).
+    rows: RowChecker,
     notices: Notices,
     summary: ImportSummary,
     /// The previous chunk's store call, running while the next chunk is checked.
@@ -159,7 +157,7 @@ impl<'s> Importer<'s> {
             business,
             header,
             options,
-            rows: [RowChecker::new(now), RowChecker::new(now)],
+            rows: RowChecker::new(now),
             notices: Notices::default(),
             summary,
             pending: None,
@@ -330,38 +328,23 @@ impl<'s> Importer<'s> {
         Ok((good, rejections))
     }
 
-    /// Each row's own cells checked (its notice only named), on two threads: parsing and checking
-    /// a row is most of an import's checking, and rows do not depend on each other.
+    /// Each row's own cells checked (its notice only named), on this thread. Checking on two
+    /// threads was slower once libphonenumber's regexes stopped rebuilding their DFAs (an 8 MiB
+    /// cache, `vendor/regex-cache`): both threads share every regex's cache pool, and the check
+    /// took 1.77 s on two threads against 1.48 s on one (300,000 rows).
     fn check_rows<'r>(
         &mut self,
         rows: &'r [RawRow],
         parsed_phones: Option<&[Option<Result<PhoneNumber, Problem>>]>,
     ) -> Vec<RowCheck<'r>> {
-        let (header, business) = (&self.header, &self.business);
-        let check =
-            |checker: &mut RowChecker, rows: &'r [RawRow], phones: Option<&[Option<Result<PhoneNumber, Problem>>]>| {
-                let parsed = |index: usize| phones.and_then(|phones| phones.get(index).cloned().flatten());
-                let check_row = |(index, row)| {
-                    let mut problems = Vec::new();
-                    let (checked, notice) = checker.check(header, business, (row, parsed(index)), &mut problems);
-                    RowCheck { checked, notice, problems }
-                };
-                rows.iter().enumerate().map(check_row).collect::<Vec<_>>()
-            };
-        // A recheck (numbers parsed before) runs beside the store's writer, which is the slower
-        // side: a second checking thread would only take the writer's core.
-        if rows.len() < PARALLEL_FROM_ROWS || parsed_phones.is_some() {
-            return check(&mut self.rows[0], rows, parsed_phones);
-        }
-        let half = rows.len() / 2;
-        let [first_checker, second_checker] = &mut self.rows;
-        let phones = |range: std::ops::Range<usize>| parsed_phones.map(|phones| &phones[range]);
-        std::thread::scope(|scope| {
-            let second = scope.spawn(|| check(second_checker, &rows[half..], phones(half..rows.len())));
-            let mut checks = check(first_checker, &rows[..half], phones(0..half));
-            checks.extend(second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-            checks
-        })
+        let (header, business, checker) = (&self.header, &self.business, &mut self.rows);
+        let parsed = |index: usize| parsed_phones.and_then(|phones| phones.get(index).cloned().flatten());
+        let check_row = |(index, row)| {
+            let mut problems = Vec::new();
+            let (checked, notice) = checker.check(header, business, (row, parsed(index)), &mut problems);
+            RowCheck { checked, notice, problems }
+        };
+        rows.iter().enumerate().map(check_row).collect()
     }
 
     async fn resolve_notice(
@@ -372,7 +355,7 @@ impl<'s> Importer<'s> {
         match request {
             NoticeRequest::Id(id) => self.notices.by_id(store, business, id).await,
             NoticeRequest::Text(text, language) => {
-                let (dry_run, now) = (self.options.dry_run, self.rows[0].now);
+                let (dry_run, now) = (self.options.dry_run, self.rows.now);
                 self.notices.by_text(store, business, (text, language), dry_run, now).await
             }
         }
@@ -427,7 +410,7 @@ impl<'s> Importer<'s> {
             business_id: self.business.id,
             phone: row.phone,
             change: ConsentChange::OptIn(opt_in),
-            recorded_at: self.rows[0].now,
+            recorded_at: self.rows.now,
         }
     }
 
