@@ -8,7 +8,7 @@ use optin_core::ids::{BusinessId, NoticeId};
 use optin_core::ledger::{ChainHead, LedgerEntry};
 use optin_core::phone::PhoneNumber;
 use optin_store::{ApiKeyRecord, Notice, SavedResponse, StoreError};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, Statement};
 
 use crate::error::db_error;
 use crate::follow::FoldMap;
@@ -157,15 +157,27 @@ pub(crate) fn contact_consent(
     business: BusinessId,
     phone: PhoneNumber,
 ) -> Result<ContactConsent, StoreError> {
-    // Built once: the writer reads a contact's state for every event (an import's every row).
-    static SQL: LazyLock<String> =
-        LazyLock::new(|| format!("SELECT {STATE_COLUMNS} FROM consent_state WHERE business_id = ?1 AND phone = ?2"));
-    let rows: Vec<StateRow> = conn
-        .prepare_cached(&SQL)
-        .and_then(|mut stmt| stmt.query_map((business.to_string(), rows::phone_key(phone)), StateRow::read)?.collect())
+    let mut statement = conn.prepare_cached(&CONTACT_CONSENT_SQL).map_err(db_error)?;
+    contact_consent_with(&mut statement, &business.to_string(), phone)
+}
+
+/// [`contact_consent`] through a statement prepared from [`CONTACT_CONSENT_SQL`] (the writer
+/// keeps one for a whole import chunk).
+pub(crate) fn contact_consent_with(
+    statement: &mut Statement<'_>,
+    business: &str,
+    phone: PhoneNumber,
+) -> Result<ContactConsent, StoreError> {
+    let rows: Vec<StateRow> = statement
+        .query_map((business, rows::phone_key(phone)), StateRow::read)
+        .and_then(|rows| rows.collect())
         .map_err(db_error)?;
     rows.into_iter().map(StateRow::parse).collect()
 }
+
+/// A contact's state rows. Built once: the writer reads them for every event.
+pub(crate) static CONTACT_CONSENT_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {STATE_COLUMNS} FROM consent_state WHERE business_id = ?1 AND phone = ?2"));
 
 pub(crate) fn contact_events(
     conn: &Connection,

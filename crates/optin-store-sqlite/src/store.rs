@@ -513,7 +513,12 @@ impl Store for SqliteStore {
             return Err(StoreError::Conflict { constraint: "event_business_id" });
         }
         let (dedupe_key, sealed) = (dedupe_key.to_owned(), SealedEvent::new(event.clone()));
-        self.writer.write(move |batch| commands::record_consent_once(batch, &dedupe_key, &sealed)).await
+        self.writer
+            .write(move |batch| {
+                let mut statements = commands::ConsentStatements::prepare(batch.conn)?;
+                commands::record_consent_once(batch, &mut statements, &dedupe_key, &sealed)
+            })
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(business = %business.id, events = events.len()))]
@@ -527,9 +532,12 @@ impl Store for SqliteStore {
         }
         self.writer
             .write(move |batch| {
+                let mut statements = commands::ConsentStatements::prepare(batch.conn)?;
                 events
                     .iter()
-                    .map(|(dedupe_key, sealed)| commands::record_consent_once(batch, dedupe_key, sealed))
+                    .map(|(dedupe_key, sealed)| {
+                        commands::record_consent_once(batch, &mut statements, dedupe_key, sealed)
+                    })
                     .collect()
             })
             .await
