@@ -41,6 +41,7 @@ use optin_core::evidence::{Evidence, Method};
 use optin_core::ids::EventId;
 use optin_core::ledger::{Hash, SealedEvent};
 use optin_core::phone::PhoneNumber;
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -58,6 +59,8 @@ use crate::store::{Store, StoreError};
 /// chunk takes ~50 ms; larger chunks gained ~4% (10,000 rows: 45,200 against 43,500 rows/s on a
 /// presorted file), not worth five times the wait.
 pub const CHUNK_ROWS: usize = 2_000;
+/// Fewest rows a thread checks at once in a first check (a chunk splits into 8 at most).
+const PARALLEL_MIN_ROWS: usize = 250;
 /// Longest problem detail or phone echoed back in a rejection.
 const MAX_ECHO_CHARS: usize = 200;
 
@@ -328,23 +331,35 @@ impl<'s> Importer<'s> {
         Ok((good, rejections))
     }
 
-    /// Each row's own cells checked (its notice only named), on this thread. Checking on two
-    /// threads was slower once libphonenumber's regexes stopped rebuilding their DFAs (an 8 MiB
-    /// cache, `vendor/regex-cache`): both threads share every regex's cache pool, and the check
-    /// took 1.77 s on two threads against 1.48 s on one (300,000 rows).
+    /// Each row's own cells checked (its notice only named). A first check runs on rayon's
+    /// threads (one per core): parsing numbers with libphonenumber is most of it, and those
+    /// threads live as long as the process, so each keeps its regexes' caches warm (each thread
+    /// has its own clone of every regex: `vendor/regex-cache`). A recheck (numbers kept from the
+    /// first) runs on this thread, beside the store's writer, which is then the slower side.
     fn check_rows<'r>(
         &mut self,
         rows: &'r [RawRow],
         parsed_phones: Option<&[Option<Result<PhoneNumber, Problem>>]>,
     ) -> Vec<RowCheck<'r>> {
-        let (header, business, checker) = (&self.header, &self.business, &mut self.rows);
-        let parsed = |index: usize| parsed_phones.and_then(|phones| phones.get(index).cloned().flatten());
-        let check_row = |(index, row)| {
+        let (header, business) = (&self.header, &self.business);
+        let check = |checker: &mut RowChecker, row: &'r RawRow, phone: Option<Result<PhoneNumber, Problem>>| {
             let mut problems = Vec::new();
-            let (checked, notice) = checker.check(header, business, (row, parsed(index)), &mut problems);
+            let (checked, notice) = checker.check(header, business, (row, phone), &mut problems);
             RowCheck { checked, notice, problems }
         };
-        rows.iter().enumerate().map(check_row).collect()
+        match parsed_phones {
+            Some(phones) => {
+                let checker = &mut self.rows;
+                rows.iter().zip(phones).map(|(row, phone)| check(checker, row, phone.clone())).collect()
+            }
+            None => {
+                let seed = &self.rows;
+                rows.par_iter()
+                    .with_min_len(PARALLEL_MIN_ROWS)
+                    .map_init(|| seed.clone(), |checker, row| check(checker, row, None))
+                    .collect()
+            }
+        }
     }
 
     async fn resolve_notice(

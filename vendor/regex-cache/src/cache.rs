@@ -19,7 +19,9 @@
 // SOFTWARE.
 
 use std::ops::{Deref, DerefMut};
+use std::cell::RefCell;
 use std::sync::{Mutex, Arc, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::borrow::Cow;
 use std::fmt;
 use std::str;
@@ -128,10 +130,23 @@ impl DerefMut for RegexCache {
 // its clones). The shared LRU is no longer consulted on use: looking a regex up there hashed its
 // whole source twice under one global mutex on every match (most of a phone number's parse time,
 // and no scaling across threads).
+//
+// Each thread then matches with its own clone of the compiled regex (kept in a thread-local slot
+// per regex): a `Regex` keeps its match caches in a pool, and two threads using the same pool
+// kept taking a cache line from each other, so that two threads parsing numbers were slower than
+// one. A clone shares the compiled program and has a pool of its own.
 #[derive(Clone)]
 pub struct CachedRegex {
 	builder: CachedRegexBuilder,
 	compiled: Arc<OnceLock<Regex>>,
+	/// This regex's slot in every thread's clones.
+	slot: usize,
+}
+
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+	static CLONES: RefCell<Vec<Option<Regex>>> = const { RefCell::new(Vec::new()) };
 }
 
 macro_rules! regex {
@@ -141,6 +156,20 @@ macro_rules! regex {
 			$self.builder.options.define(&mut builder).build().unwrap()
 		})
 	)
+}
+
+impl CachedRegex {
+	/// Runs `f` with this thread's clone of the regex.
+	fn with<R>(&self, f: impl FnOnce(&Regex) -> R) -> R {
+		CLONES.with(|clones| {
+			let mut clones = clones.borrow_mut();
+			if clones.len() <= self.slot {
+				clones.resize(self.slot + 1, None);
+			}
+			let regex = clones[self.slot].get_or_insert_with(|| regex!(self).clone());
+			f(regex)
+		})
+	}
 }
 
 impl CachedRegex {
@@ -167,37 +196,38 @@ impl CachedRegex {
 		CachedRegex {
 			builder: builder,
 			compiled: Arc::new(OnceLock::new()),
+			slot: NEXT_SLOT.fetch_add(1, Ordering::Relaxed),
 		}
 	}
 
 	/// Refer to `Regex::is_match`.
 	pub fn is_match(&self, text: &str) -> bool {
-		regex!(self).is_match(text)
+		self.with(|regex| regex.is_match(text))
 	}
 
 	/// Refer to `Regex::find`.
 	pub fn find<'t>(&self, text: &'t str) -> Option<Match<'t>> {
-		regex!(self).find(text)
+		self.with(|regex| regex.find(text))
 	}
 
 	/// Refer to `Regex::captures`.
 	pub fn captures<'t>(&self, text: &'t str) -> Option<Captures<'t>> {
-		regex!(self).captures(text)
+		self.with(|regex| regex.captures(text))
 	}
 
 	/// Refer to `Regex::replace`.
 	pub fn replace<'t, R: Replacer>(&self, text: &'t str, rep: R) -> Cow<'t, str> {
-		regex!(self).replace(text, rep)
+		self.with(|regex| regex.replace(text, rep))
 	}
 
 	/// Refer to `Regex::replace_all`.
 	pub fn replace_all<'t, R: Replacer>(&self, text: &'t str, rep: R) -> Cow<'t, str> {
-		regex!(self).replace_all(text, rep)
+		self.with(|regex| regex.replace_all(text, rep))
 	}
 
 	/// Refer to `Regex::shortest_match`.
 	pub fn shortest_match(&self, text: &str) -> Option<usize> {
-		regex!(self).shortest_match(text)
+		self.with(|regex| regex.shortest_match(text))
 	}
 
 	pub fn captures_len(&self) -> usize {

@@ -163,3 +163,28 @@ fn the_country_list_has_calling_codes() {
     assert!(list.contains(&("US".to_owned(), 1)) && list.contains(&("CA".to_owned(), 1)));
     assert!(list.windows(2).all(|w| w[0] < w[1]));
 }
+
+#[test]
+fn numbers_parse_the_same_on_several_threads_as_on_one() {
+    // Each thread matches with its own clone of libphonenumber's regexes (`vendor/regex-cache`);
+    // a clone answering for the wrong pattern would change these results.
+    let inputs: Vec<String> = include_str!("../../benches/global_mobile_numbers.txt")
+        .lines()
+        .filter(|line| line.starts_with('+'))
+        .flat_map(|line| [line.to_owned(), format!("{line}9"), line[..line.len() - 1].to_owned()])
+        .collect();
+    let parse_all = |inputs: &[String]| -> Vec<Result<u64, &'static str>> {
+        inputs.iter().map(|input| PhoneNumber::parse(input, None).map(|p| p.key()).map_err(|e| e.code())).collect()
+    };
+    let on_one_thread = parse_all(&inputs);
+    // Every listed number is valid; with a digit more or less, some are not.
+    assert!(on_one_thread.iter().step_by(3).all(Result::is_ok));
+    assert!(on_one_thread.iter().any(Result::is_err));
+    let on_four_threads: Vec<Vec<Result<u64, &'static str>>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..4).map(|_| scope.spawn(|| parse_all(&inputs))).collect();
+        threads.into_iter().map(|thread| thread.join().expect("no panic")).collect()
+    });
+    for results in on_four_threads {
+        assert_eq!(results, on_one_thread);
+    }
+}

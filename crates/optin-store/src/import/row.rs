@@ -38,6 +38,7 @@ pub(super) struct CheckedRow {
 }
 
 /// Checks rows against one header and business; remembers category cells it has seen.
+#[derive(Clone)]
 pub(super) struct RowChecker {
     pub(super) now: Timestamp,
     categories: HashMap<String, Result<Vec<CategoryName>, Problem>>,
