@@ -4,11 +4,6 @@ use clap::Parser;
 use optin::cli::{Cli, Command};
 use optin::server::ServeSettings;
 
-/// mimalloc rather than glibc's allocator: parsing, checking and recording rows allocate small
-/// objects on several threads, and glibc's malloc/free were about a seventh of an import's time.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
