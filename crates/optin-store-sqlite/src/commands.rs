@@ -187,11 +187,11 @@ pub(crate) fn register_notice(batch: &mut Batch<'_>, notice: &NewNotice) -> Resu
     })
 }
 
-/// The statements recording an event runs. `record_consent_batch_once` prepares them once for a
-/// whole chunk: taking each from rusqlite's statement cache four times a row (hashing its SQL,
-/// then putting it back) was about a twentieth of the writer's time in an import.
+/// The statements recording an event runs. `record_consent_batch_once` prepares them (and
+/// [`DedupeStatement`]) once for a whole chunk: taking each from rusqlite's statement cache four
+/// times a row (hashing its SQL, then putting it back) was about a twentieth of the writer's time
+/// in an import.
 pub(crate) struct ConsentStatements<'c> {
-    dedupe: CachedStatement<'c>,
     state: CachedStatement<'c>,
     event: CachedStatement<'c>,
     upsert: CachedStatement<'c>,
@@ -201,9 +201,6 @@ impl<'c> ConsentStatements<'c> {
     pub(crate) fn prepare(conn: &'c Connection) -> Result<ConsentStatements<'c>, StoreError> {
         let prepare = |sql: &str| conn.prepare_cached(sql).map_err(db_error);
         Ok(ConsentStatements {
-            dedupe: prepare(
-                "INSERT INTO consent_dedupe (business_id, key) VALUES (?1, ?2) ON CONFLICT (business_id, key) DO NOTHING",
-            )?,
             state: prepare(&reads::CONTACT_CONSENT_SQL)?,
             event: prepare(
                 "INSERT INTO consent_events
@@ -295,17 +292,31 @@ fn record_chained(
     Ok(Recorded { event_id: event.id, phone: event.phone, chain_index: entry.index, outcomes: folded.outcomes })
 }
 
+/// Inserts a dedupe key unless it is there (for [`record_consent_once`]; a single opt-in without a
+/// key does not prepare it).
+pub(crate) struct DedupeStatement<'c>(CachedStatement<'c>);
+
+impl<'c> DedupeStatement<'c> {
+    pub(crate) fn prepare(conn: &'c Connection) -> Result<DedupeStatement<'c>, StoreError> {
+        conn.prepare_cached(
+            "INSERT INTO consent_dedupe (business_id, key) VALUES (?1, ?2) ON CONFLICT (business_id, key) DO NOTHING",
+        )
+        .map(DedupeStatement)
+        .map_err(db_error)
+    }
+}
+
 /// `record_consent` once per (business, `dedupe_key`), for an event sealed before it reached the
 /// writer: the key is inserted in the same savepoint as the event, so a failed event leaves no key
 /// behind and a used key records nothing (`None`).
 pub(crate) fn record_consent_once(
     batch: &mut Batch<'_>,
-    statements: &mut ConsentStatements<'_>,
+    (statements, dedupe): (&mut ConsentStatements<'_>, &mut DedupeStatement<'_>),
     dedupe_key: &str,
     sealed: &SealedEvent,
 ) -> Result<Option<Recorded>, StoreError> {
     let event = sealed.event();
-    let inserted = statements.dedupe.execute(params![event.business_id.to_string(), dedupe_key]).map_err(db_error)?;
+    let inserted = dedupe.0.execute(params![event.business_id.to_string(), dedupe_key]).map_err(db_error)?;
     if inserted == 0 {
         return Ok(None);
     }

@@ -516,7 +516,8 @@ impl Store for SqliteStore {
         self.writer
             .write(move |batch| {
                 let mut statements = commands::ConsentStatements::prepare(batch.conn)?;
-                commands::record_consent_once(batch, &mut statements, &dedupe_key, &sealed)
+                let mut dedupe = commands::DedupeStatement::prepare(batch.conn)?;
+                commands::record_consent_once(batch, (&mut statements, &mut dedupe), &dedupe_key, &sealed)
             })
             .await
     }
@@ -533,10 +534,11 @@ impl Store for SqliteStore {
         self.writer
             .write(move |batch| {
                 let mut statements = commands::ConsentStatements::prepare(batch.conn)?;
+                let mut dedupe = commands::DedupeStatement::prepare(batch.conn)?;
                 events
                     .iter()
                     .map(|(dedupe_key, sealed)| {
-                        commands::record_consent_once(batch, &mut statements, dedupe_key, sealed)
+                        commands::record_consent_once(batch, (&mut statements, &mut dedupe), dedupe_key, sealed)
                     })
                     .collect()
             })
