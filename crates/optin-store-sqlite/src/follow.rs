@@ -37,7 +37,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, fence};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use optin_core::business::Business;
@@ -48,7 +48,9 @@ use optin_store::StoreError;
 use rusqlite::Connection;
 
 use crate::error::{corrupt, db_error};
+use crate::migrate::MIGRATIONS;
 use crate::rows::{self, stored_phone_key};
+use crate::snapshot::{Snapshot, SnapshotFile};
 use crate::table::{ContactTable, ContactTableBuilder};
 
 pub(crate) type FoldMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
@@ -101,6 +103,18 @@ impl ConsentIndex {
 
     pub(crate) fn contacts(&self) -> usize {
         self.by_business.values().map(|contacts| contacts.len()).sum()
+    }
+
+    /// The index a snapshot describes, or why its tables are not usable.
+    fn from_snapshot(snapshot: Snapshot) -> Result<ConsentIndex, &'static str> {
+        let mut by_business = FoldMap::default();
+        for (business, parts) in snapshot.tables {
+            let table = ContactTable::from_parts(parts).map_err(|invalid| invalid.0)?;
+            if by_business.insert(business, table).is_some() {
+                return Err("a business has two tables");
+            }
+        }
+        Ok(ConsentIndex { by_business })
     }
 }
 
@@ -220,6 +234,10 @@ pub(crate) struct Shared {
     verified: VerifiedHeader,
     /// The `-shm` file, when its header can be read (fast mode).
     wal_index: Option<File>,
+    /// The highest seq the index reflects (applied by a catch-up or by this process's writer).
+    latest_seq: AtomicI64,
+    /// The seq of the snapshot the index was loaded from; 0 when it was loaded from the rows.
+    loaded_snapshot_seq: i64,
     /// Write transactions committed by this process's writer, and the commands they held.
     pub(crate) batches: AtomicU64,
     pub(crate) commands: AtomicU64,
@@ -250,9 +268,13 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 impl Shared {
-    /// Loads the index from `conn`'s database (which must be migrated and in WAL mode) and keeps
-    /// `conn` to follow later commits.
-    pub(crate) fn load(conn: Connection, follow: Follow) -> Result<Shared, StoreError> {
+    /// Loads the index from `conn`'s database (which must be migrated and in WAL mode), from
+    /// `snapshot` when it can, and keeps `conn` to follow later commits.
+    pub(crate) fn load(
+        conn: Connection,
+        follow: Follow,
+        snapshot: Option<&SnapshotFile>,
+    ) -> Result<Shared, StoreError> {
         let wal_index = match follow {
             Follow::WalIndexHeader => open_wal_index(&conn),
             Follow::DataVersion => None,
@@ -261,7 +283,12 @@ impl Shared {
         let data_version = data_version(&conn)?;
         let mut follower =
             Follower { conn, last_applied_seq: 0, tenancy_version: 0, data_version, own: VecDeque::new() };
-        let index = follower.read_txn(load_index)?;
+        let saved = snapshot.and_then(read_snapshot);
+        let loaded = follower.read_txn(|conn| resume_from_snapshot(conn, saved))?;
+        let (index, loaded_snapshot_seq) = match loaded {
+            Some((index, seq)) => (index, seq),
+            None => (follower.read_txn(load_index)?, 0),
+        };
         let wal_index = wal_index.filter(|_| header.is_some());
         let (index, last_applied_seq, tenancy_version) = index;
         follower.last_applied_seq = last_applied_seq;
@@ -269,6 +296,7 @@ impl Shared {
         tracing::info!(
             contacts = index.contacts(),
             last_seq = last_applied_seq,
+            from_snapshot = loaded_snapshot_seq > 0,
             wal_index_header = wal_index.is_some(),
             "loaded the consent index"
         );
@@ -278,9 +306,33 @@ impl Shared {
             follower: Mutex::new(follower),
             verified: VerifiedHeader::new(header),
             wal_index,
+            latest_seq: AtomicI64::new(last_applied_seq),
+            loaded_snapshot_seq,
             batches: AtomicU64::new(0),
             commands: AtomicU64::new(0),
         })
+    }
+
+    /// The seq of the snapshot the index was loaded from; 0 when it was loaded from the rows.
+    pub(crate) fn loaded_snapshot_seq(&self) -> i64 {
+        self.loaded_snapshot_seq
+    }
+
+    /// The number of contacts in the index and the highest seq it reflects.
+    pub(crate) fn size_and_latest_seq(&self) -> (usize, i64) {
+        (read(&self.index).contacts(), self.latest_seq.load(Ordering::Acquire))
+    }
+
+    /// A copy of the index as of every commit so far, to be saved; `None` before the first event.
+    /// The copy is taken under the follower's lock, so it reflects every event up to its seq
+    /// (and perhaps some of this writer's later ones, which a process loading it re-reads).
+    pub(crate) fn snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
+        self.ensure_fresh()?;
+        let follower = lock(&self.follower);
+        let seq = follower.last_applied_seq;
+        let Some(event_hash) = event_hash(&follower.conn, seq)? else { return Ok(None) };
+        let tables = read(&self.index).by_business.iter().map(|(business, table)| (*business, table.parts())).collect();
+        Ok(Some(Snapshot { schema: schema_version(), seq, event_hash, tables }))
     }
 
     /// Makes sure the index and the tenancy cache reflect every commit that completed before
@@ -348,10 +400,11 @@ impl Shared {
                 index.set(update.business, update.phone, Some(update.bits));
             }
         }
-        if let Some((first, last)) = seqs
-            && last > follower.last_applied_seq
-        {
-            follower.own.push_back((first, last));
+        if let Some((first, last)) = seqs {
+            self.latest_seq.fetch_max(last, Ordering::AcqRel);
+            if last > follower.last_applied_seq {
+                follower.own.push_back((first, last));
+            }
         }
     }
 
@@ -380,6 +433,7 @@ impl Shared {
             );
         }
         follower.last_applied_seq = changes.last_seq;
+        self.latest_seq.fetch_max(changes.last_seq, Ordering::AcqRel);
         Ok(())
     }
 }
@@ -504,9 +558,90 @@ fn data_version(conn: &Connection) -> Result<i64, StoreError> {
         .map_err(db_error)
 }
 
+/// A loaded index, the last seq it reflects and the tenancy version read with it.
+type LoadedIndex = (ConsentIndex, i64, i64);
+
+/// An index read from a snapshot file, not yet matched to the database.
+struct SavedIndex {
+    schema: u32,
+    seq: i64,
+    event_hash: String,
+    index: ConsentIndex,
+}
+
+/// The index saved in `file`, if it reads back whole and valid (else why not is logged).
+fn read_snapshot(file: &SnapshotFile) -> Option<SavedIndex> {
+    let started = std::time::Instant::now();
+    let snapshot = match file.read() {
+        Ok(snapshot) => snapshot?,
+        Err(error) => {
+            tracing::warn!(%error, "the consent index snapshot is unreadable; loading the index from the rows");
+            return None;
+        }
+    };
+    let (schema, seq, event_hash) = (snapshot.schema, snapshot.seq, snapshot.event_hash.clone());
+    match ConsentIndex::from_snapshot(snapshot) {
+        Ok(index) => {
+            tracing::debug!(seconds = started.elapsed().as_secs_f64(), seq, "read the consent index snapshot");
+            Some(SavedIndex { schema, seq, event_hash, index })
+        }
+        Err(reason) => {
+            tracing::warn!(reason, "the consent index snapshot is damaged; loading the index from the rows");
+            None
+        }
+    }
+}
+
+/// The index as of now from `saved` and the events committed after it, with the last seq and the
+/// tenancy version, and the snapshot's seq; `None` (logged) when `saved` does not fit this
+/// database or is so far behind that loading the rows is quicker.
+fn resume_from_snapshot(
+    conn: &Connection,
+    saved: Option<SavedIndex>,
+) -> Result<Option<(LoadedIndex, i64)>, StoreError> {
+    let Some(SavedIndex { schema, seq, event_hash: saved_hash, mut index }) = saved else { return Ok(None) };
+    let refuse = |reason: &str| {
+        tracing::info!(reason, seq, "the consent index snapshot was not used; loading the index from the rows");
+        Ok(None)
+    };
+    if schema != schema_version() {
+        return refuse("it was saved under another schema");
+    }
+    if event_hash(conn, seq)?.as_deref() != Some(saved_hash.as_str()) {
+        return refuse("the database does not hold its last event (another database, or restored from a backup)");
+    }
+    let last_seq: i64 =
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM consent_events", [], |row| row.get(0)).map_err(db_error)?;
+    if last_seq - seq > MAX_EVENTS_TO_CATCH_UP.max(index.contacts() as i64 / 10) {
+        return refuse("too many events were committed after it");
+    }
+    let changes = read_changes(conn, seq, &mut VecDeque::new())?;
+    for (business, phone, bits) in &changes.contacts {
+        index.set(*business, *phone, *bits);
+    }
+    Ok(Some(((index, changes.last_seq, changes.tenancy_version), seq)))
+}
+
+/// Events after a snapshot that are always re-read rather than loading every row (beyond a tenth
+/// of the contacts, reading the rows is quicker: a catch-up reads each touched contact on its own).
+const MAX_EVENTS_TO_CATCH_UP: i64 = 10_000;
+
+/// The chain hash of the event at `seq`, if there is one.
+fn event_hash(conn: &Connection, seq: i64) -> Result<Option<String>, StoreError> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached("SELECT hash FROM consent_events WHERE seq = ?1")
+        .and_then(|mut stmt| stmt.query_row([seq], |row| row.get(0)).optional())
+        .map_err(db_error)
+}
+
+/// The schema a snapshot is saved under: the number of migrations this build applies.
+fn schema_version() -> u32 {
+    MIGRATIONS.len() as u32
+}
+
 /// Reads the whole index, the last seq and the tenancy version in one snapshot. Categories are read
 /// first and matched to slots here: joining them per state row in SQL was most of the load's time.
-fn load_index(conn: &Connection) -> Result<(ConsentIndex, i64, i64), StoreError> {
+fn load_index(conn: &Connection) -> Result<LoadedIndex, StoreError> {
     let last_seq: i64 =
         conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM consent_events", [], |row| row.get(0)).map_err(db_error)?;
     let slots = category_slots(conn)?;

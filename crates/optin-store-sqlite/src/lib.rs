@@ -6,7 +6,8 @@
 //! - WAL checkpoints run on their own thread, off the commit path.
 //! - Reads use a few reader connections with cached prepared statements.
 //! - `consent_bits`, the hot path of decisions, answers from an in-memory index kept exact across
-//!   processes (see the `follow` module for how).
+//!   processes (see the `follow` module for how), saved next to the database so that reopening a
+//!   large one is quick (the `snapshot` module).
 //! - Migrations are numbered SQL files embedded in the binary (`migrations/`), checked by SHA-256.
 
 mod channel;
@@ -17,6 +18,7 @@ mod follow;
 mod migrate;
 mod reads;
 mod rows;
+mod snapshot;
 mod store;
 mod table;
 mod writer;

@@ -26,6 +26,7 @@ use crate::error::db_error;
 use crate::follow::{Follow, Shared, lock};
 use crate::migrate::{self, MIGRATIONS};
 use crate::reads;
+use crate::snapshot::{SavePolicy, Saver, SnapshotFile};
 use crate::writer::Writer;
 
 /// How many reader connections a store keeps.
@@ -50,8 +51,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(5_000);
 /// by SQLite's write lock, and each store follows the others' commits before answering reads.
 ///
 /// A store holds seven connections (the writer's, the checkpointer's, the follower's and four
-/// readers') and two threads (`optin-sqlite-writer`, `optin-sqlite-checkpoint`); dropping it lets
-/// the writer finish the commands already sent, then joins both threads.
+/// readers') and three threads (`optin-sqlite-writer`, `optin-sqlite-checkpoint`,
+/// `optin-sqlite-snapshot`); dropping it lets the writer finish the commands already sent, then
+/// joins the threads (the snapshot thread saves the index first if enough changed).
 pub struct SqliteStore {
     // Field order matters on drop: the writer thread finishes its commands first.
     writer: Writer,
@@ -119,24 +121,26 @@ fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `path`: WAL mode, `busy_timeout=5000`,
-    /// `foreign_keys=ON`; applies the embedded migrations; loads the consent index; starts the
-    /// writer thread. `Corrupt` when an applied migration was changed or the data is unreadable.
+    /// `foreign_keys=ON`; applies the embedded migrations; loads the consent index (from its
+    /// snapshot when it fits); starts the writer thread. `Corrupt` when an applied migration was changed or the data is unreadable.
     #[tracing::instrument(skip_all)]
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_with(path, Follow::WalIndexHeader)
+        SqliteStore::open_with(path, Follow::WalIndexHeader, SavePolicy::DEFAULT)
     }
 
-    pub(crate) fn open_with(path: &Path, follow: Follow) -> Result<SqliteStore, StoreError> {
+    pub(crate) fn open_with(path: &Path, follow: Follow, saving: SavePolicy) -> Result<SqliteStore, StoreError> {
         let writer_conn = open_connection(path, Role::Writer)?;
         let applied = migrate::run(&writer_conn, MIGRATIONS)?;
         if !applied.is_empty() {
             tracing::info!(?applied, "migrated the database");
         }
-        let shared = Arc::new(Shared::load(open_connection(path, Role::Reader)?, follow)?);
+        let snapshot = SnapshotFile::next_to(path);
+        let shared = Arc::new(Shared::load(open_connection(path, Role::Reader)?, follow, Some(&snapshot))?);
         let readers =
             (0..READERS).map(|_| open_connection(path, Role::Reader).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
         let checkpointer = Checkpointer::start(open_connection(path, Role::Checkpointer)?)?;
-        let writer = Writer::start(writer_conn, Arc::clone(&shared), checkpointer)?;
+        let saver = Saver::start(Arc::clone(&shared), snapshot, saving)?;
+        let writer = Writer::start(writer_conn, Arc::clone(&shared), checkpointer, saver)?;
         Ok(SqliteStore { writer, shared, readers: Arc::new(Readers { conns: readers, next: AtomicUsize::new(0) }) })
     }
 
@@ -683,8 +687,8 @@ mod tests {
     async fn the_data_version_fallback_sees_other_stores_writes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("optin.db");
-        let server = SqliteStore::open_with(&path, Follow::DataVersion).unwrap();
-        let cli = SqliteStore::open_with(&path, Follow::DataVersion).unwrap();
+        let server = SqliteStore::open_with(&path, Follow::DataVersion, SavePolicy::DEFAULT).unwrap();
+        let cli = SqliteStore::open_with(&path, Follow::DataVersion, SavePolicy::DEFAULT).unwrap();
         assert!(!server.shared.follows_wal_index());
         let (business, key) = create_business(&server, "Acme Shoes", &categories(), Timestamp::now()).await.unwrap();
         let second = issue_key(business.id, "ci", Timestamp::now());
@@ -711,6 +715,150 @@ mod tests {
         }
         let report = verify_ledger(&cli, business.id).await.unwrap();
         assert!(report.is_intact() && report.verified_events == 4, "{report:?}");
+    }
+
+    /// Saves whatever the index holds, 20 ms after writes pause.
+    const SAVE_SOON: SavePolicy = SavePolicy {
+        min_contacts: 1,
+        min_events: 1,
+        quiet: Duration::from_millis(20),
+        max_wait: Duration::from_millis(200),
+    };
+    const NEVER_SAVE: SavePolicy = SavePolicy { min_contacts: usize::MAX, ..SAVE_SOON };
+
+    fn open_saving(path: &Path, saving: SavePolicy) -> SqliteStore {
+        SqliteStore::open_with(path, Follow::WalIndexHeader, saving).unwrap()
+    }
+
+    fn phone(n: u64) -> PhoneNumber {
+        PhoneNumber::from_e164(&format!("+1415555{n:04}")).unwrap()
+    }
+
+    async fn record(store: &SqliteStore, business: &Business, n: u64, out: bool) {
+        let event = consent_event(business, phone(n), business.all_category_names(), out);
+        store.record_consent(business, &event).await.unwrap();
+    }
+
+    /// The bits a store answers for numbers 0 to 299.
+    async fn answers(store: &SqliteStore, business: &Business) -> Vec<ConsentBits> {
+        let phones: Vec<PhoneNumber> = (0..300).map(phone).collect();
+        store.consent_bits_many(business.id, &phones).unwrap()
+    }
+
+    /// A business with contacts 0 to 39 opted in, every third then opted out.
+    async fn saved_business(path: &Path, saving: SavePolicy) -> Business {
+        let store = open_saving(path, saving);
+        let (business, _) = create_business(&store, "Acme Shoes", &categories(), Timestamp::now()).await.unwrap();
+        for n in 0..40 {
+            record(&store, &business, n, false).await;
+            if n % 3 == 0 {
+                record(&store, &business, n, true).await;
+            }
+        }
+        business
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reopened_store_resumes_from_the_saved_index_and_the_events_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optin.db");
+        let business = saved_business(&path, SAVE_SOON).await;
+        let file = SnapshotFile::next_to(&path);
+        let saved = file.read().unwrap().expect("the store saved its index when it closed");
+        assert_eq!(saved.seq, 54, "40 opt-ins and 14 opt-outs");
+
+        // Another process writes after the snapshot (without saving one).
+        let other = open_saving(&path, NEVER_SAVE);
+        assert_eq!(other.shared.loaded_snapshot_seq(), 54);
+        for n in [1, 2] {
+            record(&other, &business, n, true).await;
+        }
+        record(&other, &business, 0, false).await;
+        for n in 100..105 {
+            record(&other, &business, n, false).await;
+        }
+        drop(other);
+        assert_eq!(file.read().unwrap().map(|s| s.seq), Some(54), "the snapshot was not replaced");
+
+        let resumed = open_saving(&path, NEVER_SAVE);
+        assert_eq!(resumed.shared.loaded_snapshot_seq(), 54);
+        let resumed_answers = answers(&resumed, &business).await;
+        std::fs::remove_file(file.path()).unwrap();
+        let from_rows = open_saving(&path, NEVER_SAVE);
+        assert_eq!(from_rows.shared.loaded_snapshot_seq(), 0);
+        assert_eq!(resumed_answers, answers(&from_rows, &business).await);
+        let opted_in = ConsentBits { opted_in: 1, ..ConsentBits::default() };
+        let opted_out = ConsentBits { opted_out: 1, ..ConsentBits::default() };
+        assert_eq!(resumed_answers[0], opted_in, "opted out before the snapshot, in again after it");
+        assert_eq!(resumed_answers[1], opted_out, "opted out after the snapshot");
+        assert_eq!(resumed_answers[3], opted_out, "opted out before the snapshot");
+        assert_eq!(resumed_answers[4], opted_in);
+        assert_eq!(resumed_answers[100], opted_in, "a contact added after the snapshot");
+        assert_eq!(resumed_answers[200], ConsentBits::default(), "an unknown number");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_that_does_not_fit_the_database_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, other_path) = (dir.path().join("optin.db"), dir.path().join("other.db"));
+        let business = saved_business(&path, NEVER_SAVE).await;
+        let expected = answers(&open_saving(&path, NEVER_SAVE), &business).await;
+        saved_business(&other_path, SAVE_SOON).await;
+        let (file, other_file) = (SnapshotFile::next_to(&path), SnapshotFile::next_to(&other_path));
+        let foreign = other_file.read().unwrap().unwrap();
+
+        // Each of these is refused, and the index comes from the rows.
+        let mut damaged = std::fs::read(other_file.path()).unwrap();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 1;
+        let mut own = foreign.clone();
+        own.event_hash = {
+            let conn = Connection::open(&path).unwrap();
+            conn.query_row("SELECT hash FROM consent_events WHERE seq = 54", [], |row| row.get(0)).unwrap()
+        };
+        let mut other_schema = own.clone();
+        other_schema.schema += 1;
+        let cases: [(&str, &dyn Fn()); 4] = [
+            ("another database's", &|| std::fs::copy(other_file.path(), file.path()).map(drop).unwrap()),
+            ("a damaged one", &|| std::fs::write(file.path(), &damaged).unwrap()),
+            ("an older schema's", &|| file.write(&other_schema).unwrap()),
+            ("tables that do not hold this database's contacts", &|| file.write(&own).unwrap()),
+        ];
+        for (what, place) in cases.into_iter().take(3) {
+            place();
+            let store = open_saving(&path, NEVER_SAVE);
+            assert_eq!(store.shared.loaded_snapshot_seq(), 0, "{what} snapshot was used");
+            assert_eq!(answers(&store, &business).await, expected, "{what} snapshot");
+        }
+        // The history check is what keeps out a snapshot whose seq and hash match but whose
+        // tables come from elsewhere: with this database's hash, it is used (and wrong).
+        (cases[3].1)();
+        let fooled = open_saving(&path, NEVER_SAVE);
+        assert_eq!(fooled.shared.loaded_snapshot_seq(), 54);
+        assert_ne!(answers(&fooled, &business).await, expected);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_open_store_saves_its_index_once_writes_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optin.db");
+        let file = SnapshotFile::next_to(&path);
+        let store = open_saving(&path, SAVE_SOON);
+        let (business, _) = create_business(&store, "Acme Shoes", &categories(), Timestamp::now()).await.unwrap();
+        for round in 1..=2 {
+            for n in 0..10 {
+                record(&store, &business, n, round == 2).await;
+            }
+            let started = std::time::Instant::now();
+            while file.read().ok().flatten().map(|s| s.seq) != Some(round * 10) {
+                assert!(started.elapsed() < Duration::from_secs(10), "no snapshot of round {round}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        assert_eq!(
+            answers(&store, &business).await[..10],
+            [ConsentBits { opted_out: 1, ..ConsentBits::default() }; 10]
+        );
     }
 
     fn consent_event(

@@ -12,10 +12,16 @@
 //!
 //! Three quarters full rather than half: about one more probe per lookup of an unknown number, in
 //! the same cache line. Key 0 marks an empty slot: phone keys are at least 10^7.
+//!
+//! A table can be taken apart and rebuilt from its parts ([`ContactTable::parts`],
+//! [`ContactTable::from_parts`]), slots in place, for the index's snapshot file: its hash seed is
+//! therefore one of the parts, and a rebuilt table is checked so that every key it holds is found.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
+use foldhash::SharedSeed;
+use foldhash::fast::SeedableRandomState;
 use optin_core::consent::ConsentBits;
 
 /// The low bits of a slot: the phone key.
@@ -30,6 +36,7 @@ const GROUP: usize = 16;
 
 type FoldMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+#[derive(Clone)]
 pub(crate) struct ContactTable {
     /// `key | palette_index << KEY_BITS`; 0 when empty. The length is a power of two.
     slots: Vec<u64>,
@@ -37,13 +44,29 @@ pub(crate) struct ContactTable {
     palette: Palette,
     /// The bits of the contacts whose slot says `OVERFLOW`.
     overflow: FoldMap<u64, ConsentBits>,
-    /// Seeded, so that business-supplied numbers cannot be chosen to collide.
-    hasher: foldhash::fast::RandomState,
+    /// Random, so that business-supplied numbers cannot be chosen to collide; kept to build
+    /// `hasher` again from a snapshot.
+    seed: u64,
+    hasher: SeedableRandomState,
 }
+
+/// A table taken apart: what the snapshot file stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TableParts {
+    pub seed: u64,
+    /// The distinct bits values, by palette index.
+    pub palette: Vec<ConsentBits>,
+    pub overflow: Vec<(u64, ConsentBits)>,
+    pub slots: Vec<u64>,
+}
+
+/// Why parts do not make a table (a damaged snapshot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InvalidParts(pub &'static str);
 
 /// The distinct bits values of a table, each stored once. Values are never removed (at most
 /// `PALETTE_LIMIT` of 32 bytes, 512 KiB).
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Palette {
     values: Vec<ConsentBits>,
     indexes: FoldMap<ConsentBits, u64>,
@@ -75,14 +98,94 @@ impl ContactTable {
     /// A table that holds `contacts` without growing.
     pub(crate) fn with_capacity(contacts: usize) -> ContactTable {
         let slots = (contacts.saturating_mul(4) / 3 + 1).next_power_of_two().max(16);
+        // 64 bits from the system's random source (uuid's v4 draws them with getrandom).
+        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
         ContactTable {
             // A zeroed `Vec<u64>` comes from `calloc`: fresh pages, not written twice.
             slots: vec![0; slots],
             len: 0,
             palette: Palette::default(),
             overflow: FoldMap::default(),
-            hasher: foldhash::fast::RandomState::default(),
+            seed,
+            hasher: hasher(seed),
         }
+    }
+
+    /// A copy of the table's parts (the slots are copied as they are).
+    pub(crate) fn parts(&self) -> TableParts {
+        TableParts {
+            seed: self.seed,
+            palette: self.palette.values.clone(),
+            overflow: self.overflow.iter().map(|(key, bits)| (*key, *bits)).collect(),
+            slots: self.slots.clone(),
+        }
+    }
+
+    /// The table `parts` describe, if they describe one whose every key is found: slots a power
+    /// of two in number with at most three quarters used, each key in range and reachable from
+    /// its home slot without crossing an empty one, each palette index valid, the overflow map
+    /// holding exactly the overflow slots' keys. One pass over the slots.
+    pub(crate) fn from_parts(parts: TableParts) -> Result<ContactTable, InvalidParts> {
+        let TableParts { seed, palette, overflow, slots } = parts;
+        if slots.len() < 16 || !slots.len().is_power_of_two() {
+            return Err(InvalidParts("the slot count is not a power of two of at least 16"));
+        }
+        if palette.len() > PALETTE_LIMIT {
+            return Err(InvalidParts("the palette is too long"));
+        }
+        let indexes: FoldMap<ConsentBits, u64> =
+            palette.iter().enumerate().map(|(index, bits)| (*bits, index as u64)).collect();
+        if indexes.len() != palette.len() {
+            return Err(InvalidParts("the palette repeats a value"));
+        }
+        let overflow: FoldMap<u64, ConsentBits> = overflow.into_iter().collect();
+        let table = ContactTable {
+            len: 0,
+            palette: Palette { values: palette, indexes },
+            overflow,
+            seed,
+            hasher: hasher(seed),
+            slots,
+        };
+        let (len, overflowing) = table.check_slots()?;
+        if overflowing != table.overflow.len() {
+            return Err(InvalidParts("the overflow map does not match the overflow slots"));
+        }
+        if len * 4 > table.slots.len() * 3 {
+            return Err(InvalidParts("the table is more than three quarters full"));
+        }
+        Ok(ContactTable { len, ..table })
+    }
+
+    /// Checks every used slot (see `from_parts`) and counts them, and those that overflow.
+    fn check_slots(&self) -> Result<(usize, usize), InvalidParts> {
+        let mask = self.slots.len() - 1;
+        // Start after an empty slot, so that no run of used slots wraps around the start.
+        let empty = self.slots.iter().position(|slot| *slot == 0).ok_or(InvalidParts("the table has no empty slot"))?;
+        let (mut len, mut overflowing, mut run_start) = (0, 0, empty + 1);
+        for step in 1..=self.slots.len() {
+            let index = (empty + step) & mask;
+            let slot = self.slots[index];
+            if slot == 0 {
+                run_start = index + 1;
+                continue;
+            }
+            let key = slot & KEY_MASK;
+            let reachable = index.wrapping_sub(self.home(key)) & mask <= index.wrapping_sub(run_start) & mask;
+            if key == 0 || !reachable {
+                return Err(InvalidParts("a key is not where a lookup would find it"));
+            }
+            match slot >> KEY_BITS {
+                OVERFLOW if self.overflow.contains_key(&key) => overflowing += 1,
+                OVERFLOW => return Err(InvalidParts("an overflow slot's key is not in the overflow map")),
+                palette_index if palette_index as usize >= self.palette.values.len() => {
+                    return Err(InvalidParts("a palette index is out of range"));
+                }
+                _ => {}
+            }
+            len += 1;
+        }
+        Ok((len, overflowing))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -203,6 +306,10 @@ impl ContactTable {
     }
 }
 
+fn hasher(seed: u64) -> SeedableRandomState {
+    SeedableRandomState::with_seed(seed, SharedSeed::global_fixed())
+}
+
 /// Builds a table from contacts read in a row (the index's load): each contact is kept as its
 /// 8-byte slot until the count is known, then placed in a table of the right size at once (no
 /// doubling, no rehashing).
@@ -292,6 +399,62 @@ mod tests {
         // Every step a new value: the palette fills, then contacts move in and out of the
         // overflow map as they are updated and removed.
         check_against_a_map(u64::MAX, 200_000);
+    }
+
+    /// A table of `count` contacts over `values` distinct bits values.
+    fn filled(count: u64, values: u64) -> ContactTable {
+        let mut table = ContactTable::default();
+        for n in 0..count {
+            table.insert(10_000_000 + n * 7_919, bits(n % values));
+        }
+        table
+    }
+
+    #[test]
+    fn a_table_rebuilt_from_its_parts_answers_the_same() {
+        // More values than the palette holds, so the overflow map is carried too.
+        let table = filled(40_000, PALETTE_LIMIT as u64 + 5_000);
+        let rebuilt = ContactTable::from_parts(table.parts()).unwrap();
+        assert_eq!(rebuilt.len(), table.len());
+        assert!(!rebuilt.overflow.is_empty());
+        let probes: Vec<u64> = (0..50_000).map(|n| 10_000_000 + n * 7_919).chain([1, 10_000_001]).collect();
+        assert_eq!(rebuilt.get_each(probes.iter().copied()), table.get_each(probes.iter().copied()));
+        // The rebuilt table keeps working as a table.
+        let mut rebuilt = rebuilt;
+        rebuilt.insert(99_999_999, bits(3));
+        assert_eq!(rebuilt.get(99_999_999), Some(bits(3)));
+    }
+
+    #[test]
+    fn damaged_parts_are_refused() {
+        let table = filled(100, 3);
+        let parts = table.parts();
+        let used = parts.slots.iter().position(|slot| *slot != 0).unwrap();
+        let refuse = |change: &dyn Fn(&mut TableParts), why: &str| {
+            let mut damaged = parts.clone();
+            change(&mut damaged);
+            let refused = ContactTable::from_parts(damaged).err().map(|invalid| invalid.0);
+            assert!(refused.is_some_and(|reason| reason.contains(why)), "{why}: {refused:?}");
+        };
+        refuse(&|p| p.slots.truncate(100), "power of two");
+        refuse(&|p| p.seed ^= 1, "where a lookup would find it");
+        refuse(&|p| p.slots[used] = (p.slots[used] & KEY_MASK) | 3 << KEY_BITS, "palette index");
+        refuse(&|p| p.slots[used] = (p.slots[used] & KEY_MASK) | OVERFLOW << KEY_BITS, "overflow map");
+        refuse(&|p| p.overflow.push((5, bits(1))), "overflow map");
+        refuse(&|p| p.palette.push(bits(0)), "repeats");
+        // Tables with too little room: 13 keys in 16 slots, then 16.
+        let mut crowded = ContactTable::default();
+        crowded.palette.index_of(bits(0));
+        for key in 20_000_000..20_000_016 {
+            let index = crowded.position(key);
+            crowded.slots[index] = key;
+            let expected = match key - 20_000_000 + 1 {
+                13..=15 => Some(InvalidParts("the table is more than three quarters full")),
+                16 => Some(InvalidParts("the table has no empty slot")),
+                _ => None,
+            };
+            assert_eq!(ContactTable::from_parts(crowded.parts()).err(), expected, "{key}");
+        }
     }
 
     proptest! {

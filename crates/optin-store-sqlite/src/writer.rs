@@ -27,6 +27,7 @@ use crate::checkpoint::Checkpointer;
 use crate::error::{BatchFailed, CommandPanicked, WriterGone, db_error};
 use crate::follow::{FoldMap, IndexUpdate, Shared};
 use crate::rows;
+use crate::snapshot::Saver;
 
 /// The most commands one transaction takes.
 pub(crate) const MAX_BATCH: usize = 512;
@@ -82,11 +83,12 @@ impl Writer {
         conn: Connection,
         shared: Arc<Shared>,
         checkpointer: Checkpointer,
+        saver: Saver,
     ) -> Result<Writer, StoreError> {
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("optin-sqlite-writer".to_owned())
-            .spawn(move || run(&conn, &receiver, &shared, &checkpointer))
+            .spawn(move || run(&conn, &receiver, &shared, &checkpointer, &saver))
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(Writer { sender: Some(sender), thread: Some(thread) })
     }
@@ -116,7 +118,13 @@ impl Drop for Writer {
     }
 }
 
-fn run(conn: &Connection, receiver: &Receiver<Box<dyn Job>>, shared: &Shared, checkpointer: &Checkpointer) {
+fn run(
+    conn: &Connection,
+    receiver: &Receiver<Box<dyn Job>>,
+    shared: &Shared,
+    checkpointer: &Checkpointer,
+    saver: &Saver,
+) {
     let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = receiver.recv() {
         jobs.push(first);
@@ -128,6 +136,7 @@ fn run(conn: &Connection, receiver: &Receiver<Box<dyn Job>>, shared: &Shared, ch
         }
         if run_batch(conn, &mut jobs, shared) {
             checkpointer.committed();
+            saver.committed();
         }
     }
     tracing::debug!("the SQLite writer thread stops");
