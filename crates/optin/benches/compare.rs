@@ -10,7 +10,8 @@
 //!   decisions), to iterate on the batch path; the default is the full run;
 //! - `OPTIN_COMPARE_KEEP=DIR`: keep optin's database in `DIR` and reuse it in later runs with the
 //!   same number of contacts (skips loading; the default is a fresh temporary database). The
-//!   single-decision run writes opt-outs, so it is skipped with a kept database.
+//!   single-decision run writes opt-outs, so it is skipped with a kept database. The CLI's input
+//!   (`audience.csv`) is kept there too, to time `optin audience filter` by hand.
 //!
 //! Needs PostgreSQL (`OPTIN_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`),
 //! Redis on 127.0.0.1:6379 (keys under `optin-bench:`, deleted afterwards) and `wrk`.
@@ -74,12 +75,19 @@ fn main() -> anyhow::Result<()> {
         if kept.is_some() && !reused && database_path.exists() {
             anyhow::bail!("{} holds a database of another size: remove it", directory.display());
         }
+        let opening = Instant::now();
         let store = Arc::new(SqliteStore::open(&database_path)?);
+        let opened = opening.elapsed();
         let (business, key) = if reused {
             let text = std::fs::read_to_string(&loaded)?;
             let (id, key) = text.trim().split_once(' ').ok_or_else(|| anyhow::anyhow!("bad {}", loaded.display()))?;
             let business = optin_store::tenancy::require_business(store.as_ref(), id.parse()?).await?;
-            println!("optin: reusing the database in {}", directory.display());
+            println!(
+                "optin: reusing the database in {}, opened in {:.2} s; resident memory {}",
+                directory.display(),
+                opened.as_secs_f64(),
+                rss_mib()
+            );
             (business, key.to_owned())
         } else {
             let (business, key) = create_business(store.as_ref()).await?;
@@ -100,7 +108,7 @@ fn main() -> anyhow::Result<()> {
         check(allowed, expected_allowed, "optin batch over HTTP");
         results.push(("optin: POST /v1/decisions/batch (NDJSON stream)", data.audience.len(), elapsed));
 
-        let (allowed, elapsed) = optin_cli(&database_path, &business, &data, temporary.path())?;
+        let (allowed, elapsed) = optin_cli(&database_path, &business, &data, &directory)?;
         check(allowed, expected_allowed, "optin audience filter");
         results.push(("optin: `optin audience filter` (CSV, other process)", data.audience.len(), elapsed));
         println!("optin: resident memory after the batch runs {}", rss_mib());
