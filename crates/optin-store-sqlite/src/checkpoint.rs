@@ -15,12 +15,13 @@
 //! (~99 µs) in all; what the backstop saves is the database-file fsync an inline checkpoint adds to
 //! a commit, which happens on every commit while the WAL stays above the threshold.
 
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::thread::JoinHandle;
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use optin_store::StoreError;
 use rusqlite::Connection;
+
+use crate::woken::WokenThread;
 
 /// How long the checkpointer lets commits accumulate before copying them.
 const COALESCE: Duration = Duration::from_millis(100);
@@ -29,38 +30,9 @@ const COALESCE: Duration = Duration::from_millis(100);
 /// back once it is reset).
 pub(crate) const BACKSTOP_PAGES: i64 = 65_536;
 
-pub(crate) struct Checkpointer {
-    signal: Option<SyncSender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Checkpointer {
-    pub(crate) fn start(conn: Connection) -> Result<Checkpointer, StoreError> {
-        let (signal, signals) = std::sync::mpsc::sync_channel(1);
-        let thread = std::thread::Builder::new()
-            .name("optin-sqlite-checkpoint".to_owned())
-            .spawn(move || run(&conn, &signals))
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        Ok(Checkpointer { signal: Some(signal), thread: Some(thread) })
-    }
-
-    /// Tells the checkpointer that a transaction committed (never blocks).
-    pub(crate) fn committed(&self) {
-        if let Some(signal) = &self.signal {
-            match signal.try_send(()) {
-                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
-            }
-        }
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        drop(self.signal.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// Starts the checkpoint thread on its own connection.
+pub(crate) fn start(conn: Connection) -> Result<WokenThread, StoreError> {
+    WokenThread::start("optin-sqlite-checkpoint", move |signals| run(&conn, signals))
 }
 
 fn run(conn: &Connection, signals: &Receiver<()>) {

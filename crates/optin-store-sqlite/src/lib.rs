@@ -21,6 +21,7 @@ mod rows;
 mod snapshot;
 mod store;
 mod table;
+mod woken;
 mod writer;
 
 pub use store::{SqliteStore, migrate};

@@ -14,7 +14,7 @@
 //!
 //! # When it is saved
 //!
-//! By a thread of each store ([`Saver`]), when the index holds at least `min_contacts` and at least
+//! By a thread of each store ([`start_saver`]), when the index holds at least `min_contacts` and at least
 //! `contacts / 100` (and `min_events`) events are not in the last snapshot this store saved or
 //! loaded: right after opening, once this process's commits pause for `quiet`, at most every
 //! `max_wait` while they do not, and when the store closes. The index is copied under the
@@ -33,8 +33,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use optin_core::consent::ConsentBits;
@@ -43,6 +42,7 @@ use optin_store::StoreError;
 
 use crate::follow::Shared;
 use crate::table::TableParts;
+use crate::woken::WokenThread;
 
 const MAGIC: &[u8; 8] = b"OPTINIDX";
 const FORMAT: u32 = 1;
@@ -321,44 +321,14 @@ impl SavePolicy {
     }
 }
 
-/// The thread that saves a store's index; the writer tells it about each commit.
-pub(crate) struct Saver {
-    signal: Option<SyncSender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Saver {
-    pub(crate) fn start(
-        shared: std::sync::Arc<Shared>,
-        file: SnapshotFile,
-        policy: SavePolicy,
-    ) -> Result<Saver, StoreError> {
-        let (signal, signals) = std::sync::mpsc::sync_channel(1);
-        let thread = std::thread::Builder::new()
-            .name("optin-sqlite-snapshot".to_owned())
-            .spawn(move || run(&shared, &file, policy, &signals))
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        Ok(Saver { signal: Some(signal), thread: Some(thread) })
-    }
-
-    /// Tells the saver that this process committed (never blocks).
-    pub(crate) fn committed(&self) {
-        if let Some(signal) = &self.signal {
-            match signal.try_send(()) {
-                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
-            }
-        }
-    }
-}
-
-impl Drop for Saver {
-    /// Saves a last time if it is worth it, then waits for the thread.
-    fn drop(&mut self) {
-        drop(self.signal.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// Starts the thread that saves the index (the writer tells it about each commit); when the
+/// store closes, it saves a last time if it is worth it.
+pub(crate) fn start_saver(
+    shared: std::sync::Arc<Shared>,
+    file: SnapshotFile,
+    policy: SavePolicy,
+) -> Result<WokenThread, StoreError> {
+    WokenThread::start("optin-sqlite-snapshot", move |signals| run(&shared, &file, policy, signals))
 }
 
 fn run(shared: &Shared, file: &SnapshotFile, policy: SavePolicy, signals: &Receiver<()>) {

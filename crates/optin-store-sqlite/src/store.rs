@@ -20,13 +20,13 @@ use optin_store::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedRes
 use rusqlite::{Connection, OpenFlags};
 
 use crate::channel::{contacts, forwarded, inbox, reservations, senders, signals, templates};
-use crate::checkpoint::{BACKSTOP_PAGES, Checkpointer};
+use crate::checkpoint::{self, BACKSTOP_PAGES};
 use crate::commands;
 use crate::error::db_error;
 use crate::follow::{Follow, Shared, lock};
 use crate::migrate::{self, MIGRATIONS};
 use crate::reads;
-use crate::snapshot::{SavePolicy, Saver, SnapshotFile};
+use crate::snapshot::{self, SavePolicy, SnapshotFile};
 use crate::writer::Writer;
 
 /// How many reader connections a store keeps.
@@ -138,8 +138,8 @@ impl SqliteStore {
         let shared = Arc::new(Shared::load(open_connection(path, Role::Reader)?, follow, Some(&snapshot))?);
         let readers =
             (0..READERS).map(|_| open_connection(path, Role::Reader).map(Mutex::new)).collect::<Result<Vec<_>, _>>()?;
-        let checkpointer = Checkpointer::start(open_connection(path, Role::Checkpointer)?)?;
-        let saver = Saver::start(Arc::clone(&shared), snapshot, saving)?;
+        let checkpointer = checkpoint::start(open_connection(path, Role::Checkpointer)?)?;
+        let saver = snapshot::start_saver(Arc::clone(&shared), snapshot, saving)?;
         let writer = Writer::start(writer_conn, Arc::clone(&shared), checkpointer, saver)?;
         Ok(SqliteStore { writer, shared, readers: Arc::new(Readers { conns: readers, next: AtomicUsize::new(0) }) })
     }

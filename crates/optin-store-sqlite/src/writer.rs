@@ -23,11 +23,10 @@ use optin_store::StoreError;
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use crate::checkpoint::Checkpointer;
 use crate::error::{BatchFailed, CommandPanicked, WriterGone, db_error};
 use crate::follow::{FoldMap, IndexUpdate, Shared};
 use crate::rows;
-use crate::snapshot::Saver;
+use crate::woken::WokenThread;
 
 /// The most commands one transaction takes.
 pub(crate) const MAX_BATCH: usize = 512;
@@ -82,8 +81,8 @@ impl Writer {
     pub(crate) fn start(
         conn: Connection,
         shared: Arc<Shared>,
-        checkpointer: Checkpointer,
-        saver: Saver,
+        checkpointer: WokenThread,
+        saver: WokenThread,
     ) -> Result<Writer, StoreError> {
         let (sender, receiver) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -122,8 +121,8 @@ fn run(
     conn: &Connection,
     receiver: &Receiver<Box<dyn Job>>,
     shared: &Shared,
-    checkpointer: &Checkpointer,
-    saver: &Saver,
+    checkpointer: &WokenThread,
+    saver: &WokenThread,
 ) {
     let mut jobs: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = receiver.recv() {
