@@ -36,7 +36,6 @@ const GROUP: usize = 16;
 
 type FoldMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-#[derive(Clone)]
 pub(crate) struct ContactTable {
     /// `key | palette_index << KEY_BITS`; 0 when empty. The length is a power of two.
     slots: Vec<u64>,
@@ -66,7 +65,7 @@ pub(crate) struct InvalidParts(pub &'static str);
 
 /// The distinct bits values of a table, each stored once. Values are never removed (at most
 /// `PALETTE_LIMIT` of 32 bytes, 512 KiB).
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Palette {
     values: Vec<ConsentBits>,
     indexes: FoldMap<ConsentBits, u64>,
