@@ -839,6 +839,31 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_too_far_behind_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optin.db");
+        let business = saved_business(&path, SAVE_SOON).await;
+        let other = open_saving(&path, NEVER_SAVE);
+        assert_eq!(other.shared.loaded_snapshot_seq(), 54);
+        // More events than a catch-up from the snapshot may take (10,000 with this few contacts).
+        let events: Vec<ConsentEvent> = (0..10_001)
+            .map(|n| consent_event(&business, phone(n % 300), business.all_category_names(), n % 2 == 1))
+            .collect();
+        other.bulk_record_for_benchmarks(events).await.unwrap();
+        drop(other);
+        let reopened = open_saving(&path, NEVER_SAVE);
+        assert_eq!(reopened.shared.loaded_snapshot_seq(), 0, "loaded from the rows");
+        let answers = answers(&reopened, &business).await;
+        // Each number is as its last event left it: opted out when that event's n is odd.
+        let opted_out = ConsentBits { opted_out: 1, ..ConsentBits::default() };
+        let opted_in = ConsentBits { opted_in: 1, ..ConsentBits::default() };
+        for (k, bits) in answers.iter().enumerate() {
+            let last = (0..10_001).rev().find(|n| n % 300 == k as u64).unwrap();
+            assert_eq!(*bits, if last % 2 == 1 { opted_out } else { opted_in }, "number {k}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_open_store_saves_its_index_once_writes_pause() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("optin.db");
