@@ -17,6 +17,7 @@ use optin_store::channel::{
     SettingsDocument, Sighting, Signal, SignalFilter, StoredTemplate, TemplateUpdate, ThreadContact,
 };
 use optin_store::{ApiKeyRecord, NewApiKey, NewNotice, Notice, Recorded, SavedResponse, Store, StoreError};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::channel::{contacts, forwarded, inbox, reservations, senders, signals, templates};
@@ -92,6 +93,11 @@ fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
         return Err(crate::error::corrupt(format_args!("the database refused WAL mode (journal_mode is {mode})")));
     }
     conn.pragma_update(None, "foreign_keys", "ON").map_err(db_error)?;
+    // Query plans must not depend on bound values. Without this guarantee, SQLite marks the
+    // parameters of `column = ?` terms as able to change the plan, and `sqlite3_clear_bindings`
+    // (which rusqlite's statement cache calls when a statement is returned) then expires the
+    // statement: every `prepare_cached` statement was parsed and planned again on each use.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(db_error)?;
     // Pages of the database file are read through a memory map (no system call per page);
     // pages still in the WAL are read with pread.
     conn.pragma_update(None, "mmap_size", MMAP_SIZE).map_err(db_error)?;
@@ -715,6 +721,26 @@ mod tests {
         }
         let report = verify_ledger(&cli, business.id).await.unwrap();
         assert!(report.is_intact() && report.verified_events == 4, "{report:?}");
+    }
+
+    /// A cached statement is planned once, whatever values are bound to it (SQLite would
+    /// otherwise re-prepare it on every use: see `open_connection`).
+    #[test]
+    fn cached_statements_are_not_prepared_again_for_new_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optin.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = open_connection(&path, Role::Reader).unwrap();
+        let sql = "SELECT c.slot, s.status FROM consent_state AS s
+                   JOIN categories AS c ON c.business_id = s.business_id AND c.name = s.category
+                   WHERE s.business_id = ?1 AND s.phone = ?2";
+        for phone in 10_000_000..10_000_020_i64 {
+            let mut stmt = conn.prepare_cached(sql).unwrap();
+            stmt.query_map(("b", phone), |_| Ok(())).unwrap().for_each(drop);
+        }
+        let stmt = conn.prepare_cached(sql).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::Run), 20);
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 
     /// Saves whatever the index holds, 20 ms after writes pause.
