@@ -21,8 +21,8 @@
 //! follower's lock (the writer waits for that copy: 0.06 s for 10M contacts, measured), then
 //! written to a temporary file, synced and renamed over the old one, so a reader sees a whole
 //! snapshot or the previous one. The file gets the database file's permissions: it holds the same
-//! phone numbers. A temporary file older than ten minutes (left by a process
-//! stopped while saving) is removed when a store opens.
+//! phone numbers. A temporary file older than ten minutes (left by a process stopped while saving)
+//! is removed when a store opens.
 //!
 //! # Format (little-endian)
 //!
