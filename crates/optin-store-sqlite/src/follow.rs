@@ -270,11 +270,7 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 impl Shared {
     /// Loads the index from `conn`'s database (which must be migrated and in WAL mode), from
     /// `snapshot` when it can, and keeps `conn` to follow later commits.
-    pub(crate) fn load(
-        conn: Connection,
-        follow: Follow,
-        snapshot: Option<&SnapshotFile>,
-    ) -> Result<Shared, StoreError> {
+    pub(crate) fn load(conn: Connection, follow: Follow, snapshot: &SnapshotFile) -> Result<Shared, StoreError> {
         let wal_index = match follow {
             Follow::WalIndexHeader => open_wal_index(&conn),
             Follow::DataVersion => None,
@@ -283,8 +279,10 @@ impl Shared {
         let data_version = data_version(&conn)?;
         let mut follower =
             Follower { conn, last_applied_seq: 0, tenancy_version: 0, data_version, own: VecDeque::new() };
-        let saved = snapshot.and_then(read_snapshot);
-        let loaded = follower.read_txn(|conn| resume_from_snapshot(conn, saved))?;
+        let loaded = match read_snapshot(snapshot) {
+            Some(saved) => follower.read_txn(|conn| resume_from_snapshot(conn, saved))?,
+            None => None,
+        };
         let (index, loaded_snapshot_seq) = match loaded {
             Some((index, seq)) => (index, seq),
             None => (follower.read_txn(load_index)?, 0),
@@ -595,11 +593,8 @@ fn read_snapshot(file: &SnapshotFile) -> Option<SavedIndex> {
 /// The index as of now from `saved` and the events committed after it, with the last seq and the
 /// tenancy version, and the snapshot's seq; `None` (logged) when `saved` does not fit this
 /// database or is so far behind that loading the rows is quicker.
-fn resume_from_snapshot(
-    conn: &Connection,
-    saved: Option<SavedIndex>,
-) -> Result<Option<(LoadedIndex, i64)>, StoreError> {
-    let Some(SavedIndex { schema, seq, event_hash: saved_hash, mut index }) = saved else { return Ok(None) };
+fn resume_from_snapshot(conn: &Connection, saved: SavedIndex) -> Result<Option<(LoadedIndex, i64)>, StoreError> {
+    let SavedIndex { schema, seq, event_hash: saved_hash, mut index } = saved;
     let refuse = |reason: &str| {
         tracing::info!(reason, seq, "the consent index snapshot was not used; loading the index from the rows");
         Ok(None)
